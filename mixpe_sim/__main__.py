@@ -1,0 +1,3 @@
+from mixpe_sim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Commands beyond gemm/list/validate: run, step (and later compare, sweep, plot)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, positive_int
+
+
+def _add_workload_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
+                        help="model preset or HuggingFace config.json (default: llama-2-7b)")
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--kv-bits", type=positive_int, default=16, choices=[4, 8, 16],
+                        help="KV-cache precision in bits (default 16)")
+    parser.add_argument("--quantize-lm-head", action="store_true",
+                        help="store the LM head at the weight precision (default: FP16, as AWQ/GPTQ do)")
+    parser.add_argument("--exact", action="store_true",
+                        help="simulate every block of every step (no extrapolation or interpolation)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write result.json and CSV tables to DIR")
+
+
+def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
+    from mixpe_sim.runs.llm import Workload
+
+    return Workload(model=args.model, batch=args.batch, prompt=prompt, gen=gen, kv_bits=args.kv_bits,
+                    quantize_lm_head=args.quantize_lm_head)
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> int:
+    from mixpe_sim.report.files import write_run_outputs
+
+    if args.out is not None:
+        write_run_outputs(args.out, result)
+    emit(args, result, render)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.tables import render_run
+    from mixpe_sim.runs.llm import run_request
+    from mixpe_sim.workload.models import load_model
+
+    hw = load_hw(args)
+    model = load_model(args.model)
+    show = not args.json
+    try:
+        result = run_request(hw, model, _workload(args, args.prompt, args.gen), exact=args.exact,
+                             decode_samples=args.decode_samples, progress=progress_reporter(show))
+    finally:
+        finish_progress(show)
+    return _finish(args, result, render_run)
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    from mixpe_sim.report.tables import render_step
+    from mixpe_sim.runs.llm import run_step
+    from mixpe_sim.workload.models import load_model
+
+    hw = load_hw(args)
+    model = load_model(args.model)
+    context = args.context
+    wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
+    return _finish(args, run_step(hw, model, wl, args.phase, context, args.exact), render_step)
+
+
+def register_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="simulate one LLM request: prefill then decode (TTFT, TPOT, energy)")
+    add_hardware_options(run)
+    _add_workload_options(run)
+    run.add_argument("--prompt", type=positive_int, default=512, help="prompt tokens per sequence (default 512)")
+    run.add_argument("--gen", type=positive_int, default=32, help="generated tokens per sequence (default 32)")
+    run.add_argument("--decode-samples", type=_at_least_two, default=6,
+                     help="decode steps simulated in default mode, the rest interpolated (default 6)")
+    run.set_defaults(handler=cmd_run)
+
+    step = sub.add_parser("step", help="simulate one forward step (all layers)")
+    add_hardware_options(step)
+    _add_workload_options(step)
+    step.add_argument("--phase", choices=["prefill", "decode"], required=True)
+    step.add_argument("--context", type=positive_int, default=2048,
+                      help="prefill: prompt length; decode: KV length attended to (default 2048)")
+    step.set_defaults(handler=cmd_step)
+
+
+def _at_least_two(text: str) -> int:
+    value = non_negative_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("needs at least 2 (the first and the last decode step)")
+    return value
+
+
+COMMANDS: list[Callable[[Any], None]] = [register_run]
+

@@ -1,0 +1,229 @@
+"""Frozen, schema-checked configuration objects. Every key carries its unit in its name.
+
+Validation only: these classes check values and cross-field constraints, they do no work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+PEKindName = Literal["mixpe", "fp16", "int8", "bitfusion", "ant", "olaccel"]
+BufferName = Literal["weight", "activation", "output", "scale"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- compute side
+
+
+class ArrayConfig(Frozen):
+    rows: PositiveInt
+    cols: PositiveInt
+    dataflow: Literal["output_stationary", "weight_stationary"] = "output_stationary"
+    # Partial sums kept in the output buffer between K tiles (the paper's model uses 16 bit).
+    psum_bits: PositiveInt = 16
+    # Output-stationary only: when a tile has fewer rows than the array (decode, M = batch), idle
+    # row groups take slices of K and an adder tree sums their partial sums at drain. False gives
+    # the paper's strict formula, where M = 1 uses one array row.
+    k_split_small_m: bool = True
+
+
+class PEConfig(Frozen):
+    kind: PEKindName
+    # Key into `energy.pe`: which per-PE-cycle energy row this PE uses.
+    energy_class: str
+
+
+class QuantConfig(Frozen):
+    """How weights are stored in DRAM and which precision activations travel at."""
+
+    weight_bits: Literal[2, 3, 4, 8, 16]
+    activation_bits: Literal[4, 8, 16]
+    group_size: PositiveInt = 128
+    scale_bits: PositiveInt = 16
+    # 0 means symmetric quantization (no zero point stored).
+    zero_bits: NonNegativeInt = 16
+
+
+class DequantConfig(Frozen):
+    # per_group: scale/zero applied once per group after the integer group dot product (MixPE).
+    # per_weight: every weight is dequantized before it enters the multiplier (baselines).
+    placement: Literal["per_group", "per_weight"]
+    lanes: PositiveInt  # dequant operations per core cycle
+    latency_cycles: NonNegativeInt = 0  # pipeline depth paid once per tile
+
+
+class VectorUnitConfig(Frozen):
+    """Unit for element-wise and reduction ops (norms, softmax, RoPE, residual adds)."""
+
+    lanes: PositiveInt = 64  # elements per core cycle
+
+
+class BufferConfig(Frozen):
+    capacity_bytes: PositiveInt
+    double_buffered: bool = True
+    port_bytes_per_cycle: PositiveInt
+
+
+class BuffersConfig(Frozen):
+    weight: BufferConfig
+    activation: BufferConfig
+    output: BufferConfig
+    # Optional separate SRAM for per-group scales/zeros; without it they live in the weight buffer.
+    scale: BufferConfig | None = None
+
+
+# ---------------------------------------------------------------- memory side
+
+
+class MemoryEnergy(Frozen):
+    read_pj_per_bit: NonNegativeFloat
+    write_pj_per_bit: NonNegativeFloat
+    background_power_w: NonNegativeFloat
+
+
+class DramTiming(Frozen):
+    trcd_ns: PositiveFloat  # ACT -> column command
+    tcl_ns: PositiveFloat  # column read -> first data
+    trp_ns: PositiveFloat  # PRE -> ACT
+    tras_ns: PositiveFloat  # ACT -> PRE minimum
+    trrd_ns: NonNegativeFloat = 0.0  # ACT -> ACT, different banks of one channel
+    tfaw_ns: NonNegativeFloat = 0.0  # window holding at most four ACTs per channel
+    trefi_ns: PositiveFloat = 7800.0  # refresh interval
+    trfc_ns: NonNegativeFloat = 0.0  # refresh cycle time (all banks blocked)
+
+
+class DramMemoryConfig(Frozen):
+    kind: Literal["dram"]
+    name: str
+    source: str = ""
+    channels: PositiveInt
+    banks_per_channel: PositiveInt
+    row_bytes: PositiveInt  # row (page) size of one channel
+    bus_width_bits: PositiveInt  # data bus width of one channel
+    data_rate_mtps: PositiveFloat  # mega-transfers per second per pin
+    burst_length: PositiveInt
+    interleave_bytes: PositiveInt = 256  # consecutive bytes on one channel before the next
+    mapping: Literal["row_bank_column_channel", "row_column_bank_channel"] = "row_bank_column_channel"
+    page_policy: Literal["open", "closed"] = "open"
+    timing: DramTiming
+    energy: MemoryEnergy
+
+    @model_validator(mode="after")
+    def _check_geometry(self) -> DramMemoryConfig:
+        burst_bytes = self.bus_width_bits * self.burst_length // 8
+        if self.bus_width_bits % 8:
+            raise ValueError("bus_width_bits must be a multiple of 8")
+        if self.row_bytes % burst_bytes:
+            raise ValueError(f"row_bytes must be a multiple of one burst ({burst_bytes} bytes)")
+        if self.row_bytes % self.interleave_bytes and self.interleave_bytes % self.row_bytes:
+            raise ValueError("interleave_bytes and row_bytes must divide one another")
+        return self
+
+    @property
+    def burst_bytes(self) -> int:
+        return self.bus_width_bits * self.burst_length // 8
+
+    @property
+    def peak_bw_bytes_per_s(self) -> float:
+        return self.channels * self.bus_width_bits / 8 * self.data_rate_mtps * 1e6
+
+
+class FlatMemoryConfig(Frozen):
+    """Fixed bandwidth and latency, as in the MixPE authors' analytical model."""
+
+    kind: Literal["flat"]
+    name: str
+    source: str = ""
+    bw_bytes_per_s: PositiveInt
+    latency_ns: NonNegativeFloat = 0.0
+    energy: MemoryEnergy
+
+    @property
+    def peak_bw_bytes_per_s(self) -> float:
+        return float(self.bw_bytes_per_s)
+
+
+class IdealMemoryConfig(Frozen):
+    """Infinite bandwidth, zero latency: isolates the compute-bound limit."""
+
+    kind: Literal["ideal"]
+    name: str
+    source: str = ""
+    energy: MemoryEnergy
+
+    @property
+    def peak_bw_bytes_per_s(self) -> float:
+        return float("inf")
+
+
+MemoryConfig = Annotated[
+    DramMemoryConfig | FlatMemoryConfig | IdealMemoryConfig, Field(discriminator="kind")
+]
+
+
+# ---------------------------------------------------------------- energy table
+
+
+class PEEnergy(Frozen):
+    leakage_pj_per_pe_cycle: NonNegativeFloat
+    dynamic_pj_per_pe_cycle: NonNegativeFloat
+
+
+class SramEnergy(Frozen):
+    read_pj_per_bit: NonNegativeFloat
+    write_pj_per_bit: NonNegativeFloat
+
+
+class EnergyTable(Frozen):
+    name: str
+    source: str = ""
+    pe: dict[str, PEEnergy]
+    sram: dict[BufferName, SramEnergy]
+    dequant_per_weight_pj_per_op: NonNegativeFloat
+    dequant_per_group_pj_per_op: NonNegativeFloat
+    vector_pj_per_element: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _check_buffers(self) -> EnergyTable:
+        missing = {"weight", "activation", "output"} - set(self.sram)
+        if missing:
+            raise ValueError(f"sram needs entries for {sorted(missing)}")
+        return self
+
+
+# ---------------------------------------------------------------- hardware
+
+
+class HardwareConfig(Frozen):
+    name: str
+    description: str = ""
+    core_freq_hz: PositiveInt
+    pe: PEConfig
+    array: ArrayConfig
+    quant: QuantConfig
+    dequant: DequantConfig
+    vector: VectorUnitConfig = VectorUnitConfig()
+    buffers: BuffersConfig
+    memory: MemoryConfig
+    energy: EnergyTable
+
+    @model_validator(mode="after")
+    def _check_cross_refs(self) -> HardwareConfig:
+        if self.pe.energy_class not in self.energy.pe:
+            raise ValueError(
+                f"pe.energy_class '{self.pe.energy_class}' is not in energy.pe "
+                f"(allowed: {', '.join(sorted(self.energy.pe))})"
+            )
+        if self.buffers.scale is not None and "scale" not in self.energy.sram:
+            raise ValueError("buffers.scale is set but energy.sram has no 'scale' entry")
+        return self

@@ -1,0 +1,95 @@
+"""Build the SimPy model of one accelerator, run a compiled Program on it, return the raw counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import simpy
+from simpy.core import EmptySchedule
+
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.engine.counters import BufferCounters, OpCounters
+from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
+from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.dma import LoadDMA, StoreDMA, StoreRequest
+from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.hardware.memory import MemoryCounters, build_memory
+from mixpe_sim.trace.sink import NULL_SINK, TraceSink
+from mixpe_sim.workload.program import Program, TileStep, VectorStep
+
+
+@dataclass
+class RawRun:
+    """Everything one simulation measured, before energy and reporting."""
+
+    time_ps: int
+    events: int
+    array_end_ps: int
+    ops: list[OpCounters]
+    buffers: dict[str, BufferCounters]
+    memory: MemoryCounters
+    memory_channels: int
+
+
+class _OpCompletion:
+    """Counts outstanding stores per op and fires the op's done event after the last one."""
+
+    def __init__(self, env: simpy.Environment, program: Program) -> None:
+        self.pending = program.stores_per_op()
+        self.done = [env.event() for _ in program.ops]
+        for op, count in enumerate(self.pending):
+            if count == 0:
+                self.done[op].succeed()
+
+    def on_store(self, request: StoreRequest) -> None:
+        self.pending[request.op] -= 1
+        if self.pending[request.op] == 0:
+            self.done[request.op].succeed()
+
+
+def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK) -> RawRun:
+    """Run `program` to completion from an idle machine (empty buffers, closed DRAM rows)."""
+    env = simpy.Environment()
+    mem = build_memory(hw.memory)
+    buffers = {
+        "weight": Buffer(env, "weight", hw.buffers.weight, trace),
+        "activation": Buffer(env, "activation", hw.buffers.activation, trace),
+        "output": Buffer(env, "output", hw.buffers.output, trace),
+    }
+    buffers["scale"] = Buffer(env, "scale", hw.buffers.scale, trace) if hw.buffers.scale else buffers["weight"]
+    completion = _OpCompletion(env, program)
+    ready = [ArrivalEvent(env) for _ in program.tokens]
+    counters = [OpCounters() for _ in program.ops]
+    operands = Operands(program.tokens, list(program.token_uses), ready, completion.done, program.ops, buffers)
+    store = StoreDMA(env, mem, buffers["output"], completion.on_store, trace)
+    for name in ("weight", "activation"):
+        LoadDMA(env, name, mem, buffers[name], buffers["scale"], program.tokens,
+                program.load_order(name), ready, completion.done, trace)  # type: ignore[arg-type]
+    tile_steps = [s for s in program.steps if isinstance(s, TileStep)]
+    vector_steps = [s for s in program.steps if isinstance(s, VectorStep)]
+    array = PEArray(env, hw, tile_steps, operands, counters, store, trace)
+    VectorUnit(env, hw, vector_steps, operands, counters, store, trace)
+    events = _run_to_completion(env)
+    array_end = max((c.end_ps for c, op in zip(counters, program.ops, strict=True) if op.kind == "gemm"),
+                    default=0)
+    if not array.process.processed or any(completion.pending):
+        raise RuntimeError("simulation deadlocked: a tile waits for buffer space that is never released")
+    buffer_counters = {name: buf.counters for name, buf in buffers.items() if name != "scale"}
+    if hw.buffers.scale:
+        buffer_counters["scale"] = buffers["scale"].counters
+    return RawRun(
+        time_ps=env.now, events=events, array_end_ps=array_end, ops=counters,
+        buffers=buffer_counters, memory=mem.counters, memory_channels=mem.channels,
+    )
+
+
+def _run_to_completion(env: simpy.Environment) -> int:
+    """`env.run()` that also counts processed events."""
+    events = 0
+    step = env.step
+    try:
+        while True:
+            step()
+            events += 1
+    except EmptySchedule:
+        return events

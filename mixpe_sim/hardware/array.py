@@ -1,0 +1,241 @@
+"""The PE array (with its dequant unit) and the vector unit as SimPy processes.
+
+Each walks its steps in program order: wait for the operand tiles (attributing the wait to its
+cause), reserve output-buffer space, stay busy for the closed-form tile time, release inputs after
+their last use and hand finished output tiles to the store DMA. One timeout per tile, never per
+cycle. Per-tile action counts are tallied per distinct tile cost and folded into the op counters
+after the run, which keeps the per-tile work small.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import simpy
+
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.engine.counters import OpCounters
+from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.dma import StoreDMA, StoreRequest
+from mixpe_sim.hardware.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
+from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.trace.sink import TraceSink
+from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps
+from mixpe_sim.workload.program import NO_OP, OpInfo, TileStep, Token, VectorStep
+
+
+@dataclass(frozen=True, slots=True)
+class Operands:
+    """What the compute units share: tiles, their arrival events, op completion, the buffers."""
+
+    tokens: Sequence[Token]
+    remaining_uses: list[int]  # per token, decremented on each use; freed at zero
+    ready: Sequence[ArrivalEvent]
+    op_done: Sequence[simpy.Event]
+    ops: Sequence[OpInfo]
+    buffers: dict[str, Buffer]  # "weight", "activation", "output", "scale" (may alias "weight")
+
+
+@dataclass(frozen=True, slots=True)
+class _TileEntry:
+    """Cached per (op, Mt, Nt, Kt): time on the array and actions of one such tile."""
+
+    busy_ps: int
+    compute_ps: int
+    overlap_stall_cause: str  # "dequant" or "buffer_port" when that is slower than the MACs
+    psum_bytes: int
+    cost: TileCost
+    active_pe_cycles: float
+    weight_read_bytes: int
+    scale_read_bytes: int
+    activation_read_bytes: int
+
+
+class _ComputeUnit:
+    """Waiting, stall attribution and releasing shared by the array and the vector unit."""
+
+    name = "compute"
+
+    def __init__(self, env: simpy.Environment, operands: Operands, counters: list[OpCounters],
+                 store: StoreDMA, trace: TraceSink) -> None:
+        self.env, self.operands, self.counters = env, operands, counters
+        self.store, self._trace = store, trace
+
+    def _wait_token(self, token_id: int, op: int, load_cause: str) -> Generator[simpy.Event, None, None]:
+        producer = self.operands.tokens[token_id].after_op
+        cause = load_cause
+        if producer != NO_OP and not self.operands.op_done[producer].processed:
+            cause = "vector" if self.operands.ops[producer].kind == "vector" else "dependency"
+        start = self.env.now
+        yield self.operands.ready[token_id]
+        self._stall(op, cause, start)
+
+    def _stall(self, op: int, cause: str, start_ps: int) -> None:
+        waited = self.env.now - start_ps
+        if waited:
+            self.counters[op].stall_ps[cause] += waited
+            if self._trace.enabled:
+                self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
+
+    def _reserve_output(self, op: int, nbytes: int) -> Generator[simpy.Event, None, None]:
+        start = self.env.now
+        yield from self.operands.buffers["output"].reserve(nbytes)
+        self._stall(op, "output_writeback", start)
+
+    def _used(self, token_id: int) -> None:
+        remaining = self.operands.remaining_uses
+        remaining[token_id] -= 1
+        if remaining[token_id]:
+            return
+        token = self.operands.tokens[token_id]
+        buffers = self.operands.buffers
+        if token.buffer == "weight" and buffers["scale"] is buffers["weight"]:
+            buffers["weight"].release(token.payload_bytes + token.scale_bytes)
+            return
+        buffers[token.buffer].release(token.payload_bytes)
+        if token.scale_bytes:
+            buffers["scale"].release(token.scale_bytes)
+
+
+class PEArray(_ComputeUnit):
+    name = "pe_array"
+
+    def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[TileStep],
+                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink) -> None:
+        super().__init__(env, operands, counters, store, trace)
+        self._array = ArraySpec.from_hw(hw)
+        self._freq_hz = hw.core_freq_hz
+        self._psum_bits = hw.array.psum_bits
+        self._entries: dict[tuple[int, int, int, int, bool, bool], _TileEntry] = {}
+        self._tally: Counter[tuple[int, int, int, int, bool, bool]] = Counter()
+        self.process = env.process(self._run(steps))
+
+    def _entry(self, step: TileStep) -> _TileEntry:
+        op = self.operands.ops[step.op]
+        precision = GemmPrecision(op.weight_bits, op.activation_bits, op.dequant, op.group_size)
+        weight = self.operands.tokens[step.weight_token]
+        activation = self.operands.tokens[step.activation_token]
+        cost = tile_cost(self._array, precision, step.mt, step.nt, step.kt, weight.nbytes, activation.nbytes,
+                         step.last_k)
+        par = parallelism(self._array.kind, op.weight_bits, op.activation_bits)
+        return _TileEntry(
+            busy_ps=cycles_to_ps(cost.busy_cycles, self._freq_hz),
+            compute_ps=cycles_to_ps(cost.compute_cycles, self._freq_hz),
+            overlap_stall_cause="dequant" if cost.dequant_cycles >= cost.port_cycles else "buffer_port",
+            psum_bytes=ceil_div(step.mt * step.nt * self._psum_bits, BITS_PER_BYTE),
+            cost=cost,
+            active_pe_cycles=cost.macs / par.macs_per_pe_cycle,
+            weight_read_bytes=weight.payload_bytes * cost.weight_passes,
+            scale_read_bytes=weight.scale_bytes * cost.weight_passes,
+            activation_read_bytes=activation.payload_bytes * cost.activation_passes,
+        )
+
+    def _run(self, steps: Sequence[TileStep]) -> Generator[simpy.Event, None, None]:
+        env, trace = self.env, self._trace
+        ready, entries, tally = self.operands.ready, self._entries, self._tally
+        counters = self.counters
+        for step in steps:
+            op = step.op
+            if not ready[step.weight_token].processed:
+                yield from self._wait_token(step.weight_token, op, "weight_load")
+            if not ready[step.activation_token].processed:
+                yield from self._wait_token(step.activation_token, op, "activation_load")
+            key = (op, step.mt, step.nt, step.kt, step.first_k, step.last_k)
+            entry = entries.get(key)
+            if entry is None:
+                entry = entries[key] = self._entry(step)
+            if step.first_k:
+                yield from self._reserve_output(op, entry.psum_bytes)
+            start = env.now
+            yield env.timeout(entry.busy_ps)
+            tally[key] += 1
+            c = counters[op]
+            if c.start_ps < 0:
+                c.start_ps = start
+            c.end_ps = env.now
+            if trace.enabled:
+                self._trace_tile(step, entry, start)
+            self._used(step.weight_token)
+            self._used(step.activation_token)
+            if step.last_k:
+                self.store.submit(StoreRequest(op, step.out_addr, step.out_bytes, entry.psum_bytes))
+        self._fold_tally()
+
+    def _trace_tile(self, step: TileStep, entry: _TileEntry, start: int) -> None:
+        op = self.operands.ops[step.op]
+        cost = entry.cost
+        self._trace.span(self.name, "tiles", op.name, start, self.env.now,
+                         {"op": step.op, "m": step.mt, "n": step.nt, "k": step.kt, "macs": cost.macs,
+                          "dequant_ops": cost.dequant_ops})
+        if cost.dequant_ops:
+            self._trace.span("dequant", "dequant", f"{op.dequant} dequant", start,
+                             start + cycles_to_ps(cost.dequant_cycles, self._freq_hz),
+                             {"op": step.op, "ops": cost.dequant_ops})
+
+    def _fold_tally(self) -> None:
+        """Turn (tile kind -> count) into op counters and buffer traffic."""
+        buffers = self.operands.buffers
+        for key, count in sorted(self._tally.items()):
+            entry = self._entries[key]
+            op, first_k = key[0], key[4]
+            c = self.counters[op]
+            cost = entry.cost
+            c.tiles += count
+            c.macs += cost.macs * count
+            c.compute_cycles += cost.compute_cycles * count
+            c.busy_ps += entry.compute_ps * count
+            c.active_pe_cycles += entry.active_pe_cycles * count
+            c.dequant_ops += cost.dequant_ops * count
+            if entry.busy_ps > entry.compute_ps:  # the slower overlapped resource holds the MACs back
+                c.stall_ps[entry.overlap_stall_cause] += (entry.busy_ps - entry.compute_ps) * count
+            buffers["weight"].counters.bytes_read += entry.weight_read_bytes * count
+            buffers["scale"].counters.bytes_read += entry.scale_read_bytes * count
+            buffers["activation"].counters.bytes_read += entry.activation_read_bytes * count
+            buffers["output"].counters.bytes_written += entry.psum_bytes * count
+            if not first_k:  # accumulate onto the stored partial sums
+                buffers["output"].counters.bytes_read += entry.psum_bytes * count
+
+
+class VectorUnit(_ComputeUnit):
+    name = "vector_unit"
+
+    def _stall(self, op: int, cause: str, start_ps: int) -> None:
+        """The vector unit idling for its input is traced but not counted: the PE array's wait
+        for vector results is already attributed (cause "vector"), counting both would double it."""
+        if self._trace.enabled and self.env.now > start_ps:
+            self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
+
+    def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[VectorStep],
+                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink) -> None:
+        super().__init__(env, operands, counters, store, trace)
+        self._lanes = hw.vector.lanes
+        self._freq_hz = hw.core_freq_hz
+        self.process = env.process(self._run(steps))
+
+    def _run(self, steps: Sequence[VectorStep]) -> Generator[simpy.Event, None, None]:
+        env, trace = self.env, self._trace
+        buffers = self.operands.buffers
+        for step in steps:
+            op = step.op
+            if not self.operands.ready[step.in_token].processed:
+                yield from self._wait_token(step.in_token, op, "activation_load")
+            yield from self._reserve_output(op, step.out_bytes)
+            cycles = ceil_div(step.elements * step.ops_per_element, self._lanes)
+            busy_ps = cycles_to_ps(cycles, self._freq_hz)
+            start = env.now
+            yield env.timeout(busy_ps)
+            c = self.counters[op]
+            c.tiles += 1
+            c.compute_cycles += cycles
+            c.busy_ps += busy_ps
+            c.vector_elements += step.elements * step.ops_per_element
+            c.touch(start, env.now)
+            buffers["activation"].counters.bytes_read += self.operands.tokens[step.in_token].payload_bytes
+            buffers["output"].counters.bytes_written += step.out_bytes
+            if trace.enabled:
+                trace.span(self.name, "ops", self.operands.ops[op].name, start, env.now,
+                           {"op": op, "elements": step.elements})
+            self._used(step.in_token)
+            self.store.submit(StoreRequest(op, step.out_addr, step.out_bytes, step.out_bytes))

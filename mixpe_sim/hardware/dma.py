@@ -1,0 +1,87 @@
+"""DMA engines: stream tiles from DRAM into a buffer in program order, and write results back.
+
+A load DMA keeps issuing as long as its buffer has room, so several transfers can be in flight
+(their overlap is decided by the memory model); a tile becomes usable when its last byte arrives.
+Write-backs are booked on the memory the moment a result is ready (busy-until), so the store DMA
+needs no process of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import NamedTuple
+
+import simpy
+
+from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.memory import MemoryModel
+from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.trace.sink import TraceSink
+from mixpe_sim.workload.program import NO_OP, Token
+
+
+class LoadDMA:
+    def __init__(self, env: simpy.Environment, name: str, memory: MemoryModel, buffer: Buffer,
+                 scale_buffer: Buffer, tokens: Sequence[Token], order: Sequence[int],
+                 ready: Sequence[ArrivalEvent], op_done: Sequence[simpy.Event], trace: TraceSink) -> None:
+        self.env, self.name, self.memory = env, name, memory
+        self.buffer, self.scale_buffer = buffer, scale_buffer
+        self.tokens, self.ready, self.op_done = tokens, ready, op_done
+        self._trace = trace
+        self.process = env.process(self._run(order))
+
+    def _run(self, order: Sequence[int]) -> Generator[simpy.Event, None, None]:
+        env, memory, trace = self.env, self.memory, self._trace
+        buffer, scale_buffer = self.buffer, self.scale_buffer
+        shared_scales = scale_buffer is buffer
+        for token_id in order:
+            token = self.tokens[token_id]
+            if token.after_op != NO_OP:
+                yield self.op_done[token.after_op]
+            if shared_scales:
+                yield from buffer.reserve(token.payload_bytes + token.scale_bytes)
+            else:
+                yield from buffer.reserve(token.payload_bytes)
+                if token.scale_bytes:
+                    yield from scale_buffer.reserve(token.scale_bytes)
+            now = env.now
+            nbytes = token.payload_bytes + token.scale_bytes
+            finish = memory.access(now, token.dram_addr, nbytes, False)
+            buffer.counters.bytes_written += token.payload_bytes
+            scale_buffer.counters.bytes_written += token.scale_bytes
+            if trace.enabled:
+                trace.span(f"dma.{self.name}", "load", "load", now, finish,
+                           {"token": token_id, "bytes": nbytes, "addr": token.dram_addr})
+            self.ready[token_id].arm(finish - now)
+
+
+class StoreRequest(NamedTuple):
+    op: int
+    addr: int
+    nbytes: int  # written to DRAM
+    reserved_bytes: int  # output-buffer space freed once the write completes
+
+
+class StoreDMA:
+    def __init__(self, env: simpy.Environment, memory: MemoryModel, buffer: Buffer,
+                 on_complete: Callable[[StoreRequest], None], trace: TraceSink) -> None:
+        self.env, self.memory, self.buffer = env, memory, buffer
+        self._on_complete = on_complete
+        self._trace = trace
+
+    def submit(self, request: StoreRequest) -> None:
+        """Book the write on the memory now; free the buffer space when its last byte is out."""
+        env = self.env
+        now = env.now
+        finish = self.memory.access(now, request.addr, request.nbytes, True)
+        self.buffer.counters.bytes_read += request.nbytes
+        if self._trace.enabled:
+            self._trace.span("dma.store", "store", "store", now, finish,
+                             {"op": request.op, "bytes": request.nbytes, "addr": request.addr})
+        done = ArrivalEvent(env)
+        done.callbacks.append(lambda _event: self._complete(request))
+        done.arm(finish - now)
+
+    def _complete(self, request: StoreRequest) -> None:
+        self.buffer.release(request.reserved_bytes)
+        self._on_complete(request)

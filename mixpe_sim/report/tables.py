@@ -1,0 +1,134 @@
+"""Human-readable summaries for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3f} {unit}"
+    return f"{seconds * 1e9:.3f} ns"
+
+
+def fmt_bytes(nbytes: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes:.0f} B"
+
+
+def table(rows: list[list[str]], header: list[str] | None = None) -> str:
+    all_rows = ([header] if header else []) + rows
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(all_rows[0]))]
+    lines = []
+    for index, row in enumerate(all_rows):
+        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths, strict=True))))
+        if header and index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def stall_lines(stalls: dict[str, float], total_s: float) -> list[list[str]]:
+    return [[f"  {cause}", fmt_time(value), f"{100 * value / total_s:.1f}%"]
+            for cause, value in stalls.items() if value > 0 and total_s > 0]
+
+
+def energy_lines(breakdown: dict[str, float], total_j: float) -> list[list[str]]:
+    return [[f"  {part}", f"{value * 1e3:.4f} mJ", f"{100 * value / total_j:.1f}%"]
+            for part, value in breakdown.items() if total_j > 0]
+
+
+def render_gemm(r: dict[str, Any]) -> str:
+    shape = r["shape"]
+    t = r["tiling"]
+    head = (f"GEMM M={shape['m']} N={shape['n']} K={shape['k']} on {r['config']['name']} "
+            f"(memory {r['config']['memory']['name']})")
+    rows = [
+        ["time", fmt_time(r["time_s"]), f"{r['cycles']} cycles"],
+        ["compute", f"{r['compute_cycles']} cycles", f"{100 * r['pe_utilization']:.1f}% PE util"],
+        ["stalls", f"{r['stall_cycles']} cycles", ""],
+        *stall_lines(r["stall_breakdown_s"], r["time_s"]),
+        ["MACs", f"{r['macs']:,}", ""],
+        ["dequant ops", f"{r['dequant_ops']:,}", ""],
+        ["DRAM read", fmt_bytes(r["dram_bytes_read"]), f"{100 * r['dram_bw_utilization']:.1f}% BW util"],
+        ["DRAM written", fmt_bytes(r["dram_bytes_written"]), ""],
+        ["energy", f"{r['energy_j'] * 1e3:.4f} mJ", ""],
+        *energy_lines(r["energy_breakdown_j"], r["energy_j"]),
+        ["tiling", f"{t['mt']}x{t['nt']}x{t['kt']} {t['order']}", ""],
+        ["simulation", f"{r['events']} events", f"{r['wall_s']:.3f} s wall"],
+    ]
+    return head + "\n" + table(rows)
+
+
+def _op_rows(per_op: list[dict[str, Any]], phase: str, total_s: float, limit: int = 10) -> list[list[str]]:
+    rows = []
+    for entry in [e for e in per_op if e["phase"] == phase][:limit]:
+        spent = entry["busy_s"] + entry["stall_s"]
+        rows.append([f"  {entry['op']}", str(entry["calls"]), fmt_time(entry["busy_s"]),
+                     fmt_time(entry["stall_s"]), f"{100 * spent / total_s:.1f}%" if total_s else "-"])
+    return rows
+
+
+def render_run(r: dict[str, Any]) -> str:
+    cfg = r["config"]
+    wl = cfg["workload"]
+    head = (f"{wl['model']} on {cfg['hardware']['name']} (memory {cfg['hardware']['memory']['name']}), "
+            f"batch {wl['batch']}, prompt {wl['prompt']}, {wl['gen']} generated tokens")
+    decode_total = r["e2e_s"] - r["ttft_s"]
+    summary = [
+        ["time to first token", fmt_time(r["ttft_s"])],
+        ["time per output token", fmt_time(r["tpot_s"])],
+        ["end to end", fmt_time(r["e2e_s"])],
+        ["output tokens/s", f"{r['tokens_per_s']:.2f}"],
+        ["energy", f"{r['energy_j']:.4f} J"],
+        ["DRAM read / written", f"{fmt_bytes(r['dram_bytes_read'])} / {fmt_bytes(r['dram_bytes_written'])}"],
+        ["DRAM BW utilisation", f"{100 * r['dram_bw_utilization']:.1f}%"],
+        ["PE utilisation", f"{100 * r['pe_utilization']:.1f}%"],
+    ]
+    where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['e2e_s']:.1f}%"]
+             for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["e2e_s"] > 0]
+    energy = energy_lines(r["energy_breakdown_j"], r["energy_j"])
+    header = ["op", "calls", "busy", "stalled", "share"]
+    mode = r["mode"]
+    how = ("exact: every block of every step simulated" if mode["exact"] else
+           f"default: {'steady-state block extrapolation, ' if mode['block_extrapolation'] else ''}"
+           f"{len(mode['decode_steps_simulated'])} decode steps simulated, the rest interpolated (--exact for all)")
+    parts = [
+        head,
+        table(summary),
+        "\nwhere PE-array time went (whole request)",
+        table(where),
+        "\nenergy",
+        table(energy),
+        f"\nprefill ops ({fmt_time(r['ttft_s'])})",
+        table(_op_rows(r["per_op"], "prefill", r["ttft_s"]), header),
+        f"\ndecode ops (all steps, {fmt_time(decode_total)})",
+        table(_op_rows(r["per_op"], "decode", decode_total), header),
+        f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall; mode {how}",
+    ]
+    return "\n".join(parts)
+
+
+def render_step(r: dict[str, Any]) -> str:
+    cfg = r["config"]
+    wl = cfg["workload"]
+    head = (f"{wl['model']} {r['phase']} step at context {r['context']} on {cfg['hardware']['name']} "
+            f"(memory {cfg['hardware']['memory']['name']}), batch {wl['batch']}")
+    summary = [
+        ["step time", fmt_time(r["step_s"])],
+        ["tokens/s", f"{r['tokens_per_s']:.2f}"],
+        ["energy", f"{r['energy_j']:.4f} J"],
+        ["DRAM read / written", f"{fmt_bytes(r['dram_bytes_read'])} / {fmt_bytes(r['dram_bytes_written'])}"],
+        ["DRAM BW utilisation", f"{100 * r['dram_bw_utilization']:.1f}%"],
+        ["PE utilisation", f"{100 * r['pe_utilization']:.1f}%"],
+    ]
+    where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
+             for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
+    return "\n".join([
+        head, table(summary), "\nwhere PE-array time went", table(where),
+        "\nops", table(_op_rows(r["per_op"], r["phase"], r["step_s"]), ["op", "calls", "busy", "stalled", "share"]),
+        f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall",
+    ])

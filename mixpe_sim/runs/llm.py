@@ -1,0 +1,225 @@
+"""End-to-end LLM request: prefill (time to first token) then decode steps (time per output token).
+
+Default mode uses two shortcuts, each checked against `--exact` by the test suite:
+  * blocks: a forward step is simulated with 2 and with 3 transformer blocks; the difference is one
+    steady-state block, and the step time is T(2) + (L - 2) * (T(3) - T(2)).
+  * decode steps: steps are simulated at a few sampled context lengths (always the first and the
+    last) and linearly interpolated in between.
+`--exact` simulates every block of every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mixpe_sim import __version__
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.engine.simulator import simulate
+from mixpe_sim.errors import ConfigError
+from mixpe_sim.report.summary import memory_stats
+from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_layers
+from mixpe_sim.trace.sink import NULL_SINK, TraceSink
+from mixpe_sim.units import PS_PER_S
+from mixpe_sim.workload.compile import compile_step
+from mixpe_sim.workload.graph import Phase, StepShape
+from mixpe_sim.workload.models import ModelSpec
+
+EXTRAPOLATION_BLOCKS = (2, 3)
+DEFAULT_DECODE_SAMPLES = 6
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str = "llama-2-7b"
+    batch: int = 1
+    prompt: int = 512
+    gen: int = 32
+    kv_bits: int = 16
+    quantize_lm_head: bool = False
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    tally: Tally
+    layers_ps: list[float]
+    events: int
+    memory: dict[str, Any]
+
+
+def _shape(hw: HardwareConfig, wl: Workload, phase: Phase, context: int) -> StepShape:
+    seq = context if phase == "prefill" else 1
+    return StepShape(phase=phase, batch=wl.batch, seq=seq, context=context, kv_bits=wl.kv_bits,
+                     activation_bits=hw.quant.activation_bits, quantize_lm_head=wl.quantize_lm_head)
+
+
+def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, context: int,
+                  exact: bool, trace: TraceSink = NULL_SINK) -> StepOutcome:
+    """One forward step over all blocks (extrapolated from 2 and 3 blocks unless exact)."""
+    shape = _shape(hw, wl, phase, context)
+    if exact or model.layers <= max(EXTRAPOLATION_BLOCKS):
+        program = compile_step(model, hw, shape)
+        raw = simulate(hw, program, trace)
+        tally = tally_of(hw, program, raw)
+        return StepOutcome(without_layers(tally), layer_times(tally), raw.events, memory_stats(hw, raw))
+    few, more = EXTRAPOLATION_BLOCKS
+    runs = []
+    for blocks in EXTRAPOLATION_BLOCKS:
+        program = compile_step(model, hw, shape, blocks=blocks)
+        raw = simulate(hw, program, trace if blocks == more else NULL_SINK)
+        runs.append((tally_of(hw, program, raw), raw))
+    (t_few, raw_few), (t_more, raw_more) = runs
+    extra = model.layers - few
+    tally = combine([(1.0 - extra, without_layers(t_few)), (float(extra), without_layers(t_more))])
+    measured = layer_times(t_more)
+    layers = measured[:few] + [measured[few]] * extra
+    return StepOutcome(tally, layers, raw_few.events + raw_more.events, memory_stats(hw, raw_more))
+
+
+def decode_contexts(wl: Workload) -> list[int]:
+    """KV length of each decode step: step i (1-based) attends over prompt + i tokens."""
+    return [wl.prompt + i for i in range(1, wl.gen)]
+
+
+def sample_points(contexts: list[int], samples: int) -> list[int]:
+    if len(contexts) <= samples:
+        return list(contexts)
+    last = len(contexts) - 1
+    picks = sorted({round(i * last / (samples - 1)) for i in range(samples)})
+    return [contexts[i] for i in picks]
+
+
+def interpolate(sampled: dict[int, Tally], context: int) -> Tally:
+    points = sorted(sampled)
+    if context in sampled:
+        return sampled[context]
+    upper = next(p for p in points if p > context)
+    lower = max(p for p in points if p < context)
+    w = (context - lower) / (upper - lower)
+    return combine([(1.0 - w, sampled[lower]), (w, sampled[upper])])
+
+
+def run_request(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool = False,
+                decode_samples: int = DEFAULT_DECODE_SAMPLES, trace: TraceSink = NULL_SINK,
+                progress: Progress | None = None) -> dict[str, Any]:
+    if model.family == "paper-linear":
+        raise ConfigError("--model", "", f"'{model.name}' is a linear-only paper workload without prompt or "
+                          "decode; use it with `mixpe-sim step` or `mixpe-sim compare`")
+    started = time.perf_counter()
+    report = progress or (lambda _label: None)
+    report(f"prefill, prompt {wl.prompt}")
+    prefill = simulate_step(hw, model, wl, "prefill", wl.prompt, exact, trace)
+    contexts = decode_contexts(wl)
+    chosen = contexts if exact else sample_points(contexts, decode_samples)
+    sampled: dict[int, Tally] = {}
+    events = prefill.events
+    decode_memory: dict[str, Any] = {}
+    for index, context in enumerate(chosen, 1):
+        report(f"decode step {index}/{len(chosen)}, context {context}")
+        outcome = simulate_step(hw, model, wl, "decode", context, exact)
+        sampled[context] = outcome.tally
+        events += outcome.events
+        decode_memory = outcome.memory
+    steps = [interpolate(sampled, c) for c in contexts]
+    return _request_result(hw, model, wl, exact, prefill, steps, contexts, sorted(sampled), events,
+                           decode_memory, time.perf_counter() - started)
+
+
+def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool, prefill: StepOutcome,
+                    steps: list[Tally], contexts: list[int], simulated: list[int], events: int,
+                    decode_memory: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    decode_total = combine((1.0, s) for s in steps)
+    total = combine([(1.0, prefill.tally), (1.0, decode_total)])
+    ttft_s = prefill.tally["time_ps"] / PS_PER_S
+    step_s = [s["time_ps"] / PS_PER_S for s in steps]
+    e2e_s = ttft_s + sum(step_s)
+    energy = {part: total.get(f"energy.{part}", 0.0) for part in ("dram_static", "dram", "buffer", "core")}
+    return {
+        "ttft_s": ttft_s,
+        "tpot_s": sum(step_s) / len(step_s) if step_s else 0.0,
+        "tpot_per_step_s": step_s,
+        "e2e_s": e2e_s,
+        "tokens_per_s": wl.batch * wl.gen / e2e_s if e2e_s else 0.0,
+        "energy_j": sum(energy.values()),
+        "energy_breakdown_j": energy,
+        **_traffic_and_utilisation(hw, total, e2e_s),
+        "stall_breakdown_s": _stalls(total),
+        "per_op": _per_op(prefill.tally, "prefill") + _per_op(decode_total, "decode"),
+        "per_layer": {"prefill_s": [v / PS_PER_S for v in prefill.layers_ps]},
+        "decode_steps": [{"context": c, "step_s": s, "simulated": c in simulated}
+                         for c, s in zip(contexts, step_s, strict=True)],
+        "memory": {"prefill": prefill.memory, "decode": decode_memory},
+        "mode": {"exact": exact, "block_extrapolation": not exact and model.layers > max(EXTRAPOLATION_BLOCKS),
+                 "decode_steps_simulated": simulated},
+        "events": events,
+        "wall_s": wall_s,
+        "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
+        "version": __version__,
+    }
+
+
+def _traffic_and_utilisation(hw: HardwareConfig, total: Tally, time_s: float) -> dict[str, Any]:
+    read, written = total.get("dram_bytes_read", 0.0), total.get("dram_bytes_written", 0.0)
+    peak = hw.memory.peak_bw_bytes_per_s
+    pe_cycles = hw.array.rows * hw.array.cols * time_s * hw.core_freq_hz
+    return {
+        "dram_bytes_read": round(read),
+        "dram_bytes_written": round(written),
+        "dram_bw_utilization": (read + written) / (time_s * peak) if time_s and peak != float("inf") else 0.0,
+        "pe_utilization": total.get("active_pe_cycles", 0.0) / pe_cycles if pe_cycles else 0.0,
+        "macs": round(total.get("macs", 0.0)),
+        "dequant_ops": round(total.get("dequant_ops", 0.0)),
+    }
+
+
+def _stalls(total: Tally) -> dict[str, float]:
+    out = {"compute": total.get("compute_ps", 0.0) / PS_PER_S}
+    out.update({k.split(".", 1)[1]: v / PS_PER_S for k, v in total.items() if k.startswith("stall.")})
+    return out
+
+
+def _per_op(tally: Tally, phase: str) -> list[dict[str, Any]]:
+    names = sorted({k.split(".")[1] for k in tally if k.startswith("op.")},
+                   key=lambda n: -(tally[f"op.{n}.busy_ps"] + tally[f"op.{n}.stall_ps"]))
+    return [{
+        "phase": phase,
+        "op": name,
+        "calls": round(tally[f"op.{name}.calls"]),
+        "busy_s": tally[f"op.{name}.busy_ps"] / PS_PER_S,
+        "stall_s": tally[f"op.{name}.stall_ps"] / PS_PER_S,
+        "macs": round(tally[f"op.{name}.macs"]),
+        "dequant_ops": round(tally[f"op.{name}.dequant_ops"]),
+    } for name in names]
+
+
+def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, context: int, exact: bool,
+             trace: TraceSink = NULL_SINK) -> dict[str, Any]:
+    """`mixpe-sim step`: one forward step over all layers."""
+    started = time.perf_counter()
+    outcome = simulate_step(hw, model, wl, phase, context, exact, trace)
+    t = outcome.tally
+    step_s = t["time_ps"] / PS_PER_S
+    energy = {part: t.get(f"energy.{part}", 0.0) for part in ("dram_static", "dram", "buffer", "core")}
+    tokens = wl.batch * (context if phase == "prefill" else 1)
+    return {
+        "step_s": step_s,
+        "phase": phase,
+        "context": context,
+        "tokens_per_s": tokens / step_s if step_s else 0.0,
+        "energy_j": sum(energy.values()),
+        "energy_breakdown_j": energy,
+        **_traffic_and_utilisation(hw, t, step_s),
+        "stall_breakdown_s": _stalls(t),
+        "per_op": _per_op(t, phase),
+        "per_layer_s": [v / PS_PER_S for v in outcome.layers_ps],
+        "memory": outcome.memory,
+        "mode": {"exact": exact, "block_extrapolation": not exact and model.layers > max(EXTRAPOLATION_BLOCKS)},
+        "events": outcome.events,
+        "wall_s": time.perf_counter() - started,
+        "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
+        "version": __version__,
+    }

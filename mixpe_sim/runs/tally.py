@@ -1,0 +1,67 @@
+"""Additive measurements of one simulated step, as a flat mapping that can be scaled and summed.
+
+Every quantity here is linear in what was simulated (time, counts, energy), so a steady-state block
+can be extrapolated and decode steps interpolated by plain linear combinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.engine.simulator import RawRun
+from mixpe_sim.report.summary import summarize
+from mixpe_sim.workload.program import Program
+
+Tally = dict[str, float]
+
+
+def op_base_name(name: str) -> str:
+    """"L12.qkv_proj" -> "qkv_proj"."""
+    return name.split(".", 1)[1] if name.startswith("L") and "." in name else name
+
+
+def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
+    s = summarize(hw, program, raw)
+    t: Tally = {
+        "time_ps": s.time_ps,
+        "compute_ps": s.compute_ps,
+        "macs": s.macs,
+        "dequant_ops": s.dequant_ops,
+        "dram_bytes_read": s.dram_bytes_read,
+        "dram_bytes_written": s.dram_bytes_written,
+        "active_pe_cycles": sum(c.active_pe_cycles for c, op in zip(raw.ops, program.ops, strict=True)
+                                if op.kind == "gemm"),
+    }
+    for cause, value in s.stall_ps.items():
+        t[f"stall.{cause}"] = value
+    for part, value in s.energy.as_dict().items():
+        t[f"energy.{part}"] = value
+    for op, c in zip(program.ops, raw.ops, strict=True):
+        prefix = f"op.{op_base_name(op.name)}."
+        stalled = sum(c.stall_ps.values())
+        for key, value in (("calls", 1), ("busy_ps", c.busy_ps), ("stall_ps", stalled), ("macs", c.macs),
+                           ("dequant_ops", c.dequant_ops), ("tiles", c.tiles)):
+            t[prefix + key] = t.get(prefix + key, 0) + value
+        if op.kind == "gemm" and op.layer >= 0:
+            layer_key = f"layer.{op.layer}"
+            t[layer_key] = t.get(layer_key, 0) + c.busy_ps + stalled
+    return t
+
+
+def combine(terms: Iterable[tuple[float, Tally]]) -> Tally:
+    """sum(weight * tally) over the terms, key by key."""
+    out: Tally = {}
+    for weight, tally in terms:
+        for key, value in tally.items():
+            out[key] = out.get(key, 0.0) + weight * value
+    return out
+
+
+def layer_times(tally: Tally) -> list[float]:
+    indices = sorted(int(k.split(".")[1]) for k in tally if k.startswith("layer."))
+    return [tally[f"layer.{i}"] for i in indices]
+
+
+def without_layers(tally: Tally) -> Tally:
+    return {k: v for k, v in tally.items() if not k.startswith("layer.")}

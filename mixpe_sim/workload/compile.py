@@ -1,0 +1,71 @@
+"""Lower a forward-step op graph into a Program (pure: no SimPy, no hardware state)."""
+
+from __future__ import annotations
+
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.units import BITS_PER_BYTE, ceil_div
+from mixpe_sim.workload.gemm import GemmSpec, weight_gemm
+from mixpe_sim.workload.graph import GemmNode, StepShape, VectorNode, forward_graph, ordered_nodes
+from mixpe_sim.workload.lowering import ProgramBuilder, Region
+from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.program import NO_OP, Program
+from mixpe_sim.workload.tiling import TileBudget, choose_tiling
+
+UNQUANTIZED_BITS = 16
+
+
+def gemm_spec_for(node: GemmNode, hw: HardwareConfig, shape: StepShape) -> GemmSpec:
+    if node.weight == "kv":  # attention: both operands at activation / KV precision, no groups
+        return GemmSpec(name=node.name, m=node.m, n=node.n, k=node.k, weight_bits=shape.kv_bits,
+                        activation_bits=shape.activation_bits, output_bits=shape.activation_bits,
+                        instances=node.instances, layer=node.layer).validate()
+    if not node.quantized:
+        return GemmSpec(name=node.name, m=node.m, n=node.n, k=node.k, weight_bits=UNQUANTIZED_BITS,
+                        activation_bits=shape.activation_bits, output_bits=shape.activation_bits,
+                        layer=node.layer).validate()
+    return weight_gemm(node.name, node.m, node.n, node.k, hw, layer=node.layer,
+                       weight_bits=node.weight_bits or None)
+
+
+def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape, blocks: int | None = None) -> Program:
+    graph = forward_graph(model, shape, blocks)
+    budget = TileBudget.from_hw(hw)
+    builder = ProgramBuilder()
+    op_of: dict[str, int] = {}
+    region_of: dict[str, Region] = {}
+    kv_cache: dict[tuple[int, str], Region] = {}
+    # vector ops stream in chunks that fit one activation tile and one output tile
+    chunk_bytes = min(budget.activation.tile_bytes, budget.output.tile_bytes)
+    for node in ordered_nodes(graph):
+        if isinstance(node, GemmNode):
+            spec = gemm_spec_for(node, hw, shape)
+            tiling = choose_tiling(spec, budget, hw.dequant.placement)
+            if node.weight == "kv":
+                key = (node.layer, "k" if node.n == shape.context else "v")
+                weights = kv_cache.setdefault(key, builder.allocate(spec.weight_bytes))
+            else:
+                weights = builder.allocate(spec.weight_bytes)
+            activations = region_of.get(node.input) or builder.allocate(spec.activation_bytes)
+            outputs = builder.allocate(spec.output_bytes)
+            op = builder.add_gemm(spec, tiling, hw.dequant.placement, weights, activations, outputs,
+                                  activation_after_op=op_of.get(node.input, NO_OP),
+                                  weight_after_op=op_of.get(node.kv_input, NO_OP))
+        else:
+            op, outputs = _lower_vector(builder, node, shape.activation_bits, op_of, region_of, chunk_bytes)
+        op_of[node.name] = op
+        region_of[node.name] = outputs
+    return builder.build()
+
+
+def _lower_vector(builder: ProgramBuilder, node: VectorNode, bits: int, op_of: dict[str, int],
+                  region_of: dict[str, Region], chunk_bytes: int) -> tuple[int, Region]:
+    nbytes = ceil_div(node.elements * bits, BITS_PER_BYTE)
+    producers = [p for p in node.inputs if p]
+    # a multi-input op (residual add) waits for its latest producer and reads from its region
+    after_op = max((op_of[p] for p in producers), default=NO_OP)
+    inputs = region_of[producers[-1]] if producers else builder.allocate(nbytes)
+    outputs = builder.allocate(nbytes)
+    chunk_elements = max(1, chunk_bytes * BITS_PER_BYTE // bits)
+    op = builder.add_vector(node.name, node.layer, node.elements, node.ops_per_element, bits,
+                            inputs, outputs, after_op, chunk_elements)
+    return op, outputs

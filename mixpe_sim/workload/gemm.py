@@ -1,0 +1,91 @@
+"""GEMM shapes and the byte sizes of their tiles (packed low-bit weights plus per-group scale/zero)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.errors import WorkloadError
+from mixpe_sim.units import BITS_PER_BYTE, ceil_div
+
+
+@dataclass(frozen=True, slots=True)
+class GemmSpec:
+    """Y[M x N] = A[M x K] @ W[K x N], repeated `instances` times on independent data.
+
+    `group_size` > 0 means W is group-quantized along K: every `group_size` consecutive weights of a
+    column share one scale (`scale_bits`) and one zero point (`zero_bits`).
+    """
+
+    name: str
+    m: int
+    n: int
+    k: int
+    weight_bits: int
+    activation_bits: int
+    output_bits: int
+    group_size: int = 0
+    scale_bits: int = 16
+    zero_bits: int = 16
+    instances: int = 1
+    layer: int = -1
+
+    def validate(self) -> GemmSpec:
+        for dim in ("m", "n", "k", "instances"):
+            if getattr(self, dim) <= 0:
+                raise WorkloadError(f"{self.name}: {dim} must be positive (got {getattr(self, dim)})")
+        if self.group_size and self.k % self.group_size:
+            raise WorkloadError(
+                f"{self.name}: group size {self.group_size} does not divide K={self.k} "
+                "(choose a group size that divides every weight GEMM's K)"
+            )
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        return self.group_size > 0
+
+    def weight_tile_bytes(self, kt: int, nt: int) -> tuple[int, int]:
+        """(packed weight bytes, scale+zero bytes) of a Kt x Nt weight tile."""
+        payload = ceil_div(kt * nt * self.weight_bits, BITS_PER_BYTE)
+        if not self.quantized:
+            return payload, 0
+        groups = ceil_div(kt, self.group_size)
+        return payload, ceil_div(groups * nt * (self.scale_bits + self.zero_bits), BITS_PER_BYTE)
+
+    def activation_tile_bytes(self, mt: int, kt: int) -> int:
+        return ceil_div(mt * kt * self.activation_bits, BITS_PER_BYTE)
+
+    def output_tile_bytes(self, mt: int, nt: int) -> int:
+        return ceil_div(mt * nt * self.output_bits, BITS_PER_BYTE)
+
+    @property
+    def weight_bytes(self) -> int:
+        payload, scales = self.weight_tile_bytes(self.k, self.n)
+        return (payload + scales) * self.instances
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activation_tile_bytes(self.m, self.k) * self.instances
+
+    @property
+    def output_bytes(self) -> int:
+        return self.output_tile_bytes(self.m, self.n) * self.instances
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k * self.instances
+
+
+def weight_gemm(name: str, m: int, n: int, k: int, hw: HardwareConfig, layer: int = -1,
+                weight_bits: int | None = None, activation_bits: int | None = None) -> GemmSpec:
+    """A projection GEMM whose weights are stored at the hardware's quantization."""
+    q = hw.quant
+    w_bits = weight_bits or q.weight_bits
+    a_bits = activation_bits or q.activation_bits
+    return GemmSpec(
+        name=name, m=m, n=n, k=k,
+        weight_bits=w_bits, activation_bits=a_bits, output_bits=q.activation_bits,
+        group_size=q.group_size if w_bits < 16 else 0,  # 16-bit weights are not quantized
+        scale_bits=q.scale_bits, zero_bits=q.zero_bits, layer=layer,
+    ).validate()

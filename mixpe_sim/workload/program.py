@@ -1,0 +1,99 @@
+"""The compiled program: plain, immutable data consumed by the engine.
+
+Per-tile records are NamedTuples: a decode step of a 7B model has ~10^5 of them, and tuples are the
+cheapest immutable records to create and read.
+
+A program is a list of ops (GEMMs and vector ops), the tokens they move (tiles with real byte
+sizes, each one contiguous DRAM range) and the steps the compute units execute in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from mixpe_sim.hardware.pe import DequantPlacement
+
+TokenBuffer = Literal["weight", "activation"]
+NO_OP = -1
+
+
+class Token(NamedTuple):
+    """A tile moved from DRAM into an on-chip buffer."""
+
+    token_id: int
+    buffer: TokenBuffer
+    dram_addr: int
+    payload_bytes: int  # packed values
+    scale_bytes: int  # per-group scales and zero points travelling with a weight tile
+    after_op: int  # op whose results must be in DRAM before this tile is loaded (NO_OP if none)
+
+    @property
+    def nbytes(self) -> int:
+        return self.payload_bytes + self.scale_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OpInfo:
+    """One operator of the workload as the engine and the report see it."""
+
+    name: str
+    kind: Literal["gemm", "vector"]
+    layer: int  # transformer block index, -1 outside blocks
+    weight_bits: int
+    activation_bits: int
+    output_bits: int
+    dequant: DequantPlacement
+    group_size: int
+    macs: int  # analytic MAC count of the whole op (all instances)
+    elements: int  # vector ops: elements processed
+    instances: int = 1  # independent copies folded into this op (heads, batch)
+
+
+class TileStep(NamedTuple):
+    """One (Mt x Kt) x (Kt x Nt) tile on the PE array, accumulating into output tile `out_id`."""
+
+    op: int
+    mt: int
+    nt: int
+    kt: int
+    weight_token: int
+    activation_token: int
+    out_id: int
+    first_k: bool
+    last_k: bool
+    out_addr: int
+    out_bytes: int  # bytes written back to DRAM when the tile is complete
+
+
+class VectorStep(NamedTuple):
+    """An element-wise / reduction op on the vector unit, streaming through DRAM."""
+
+    op: int
+    elements: int
+    ops_per_element: int
+    in_token: int
+    out_addr: int
+    out_bytes: int
+
+
+Step = TileStep | VectorStep
+
+
+@dataclass(frozen=True)
+class Program:
+    ops: tuple[OpInfo, ...]
+    tokens: tuple[Token, ...]  # index == token_id
+    token_uses: tuple[int, ...]  # steps that read each token; its space is freed after the last
+    steps: tuple[Step, ...]
+
+    def load_order(self, buffer: TokenBuffer) -> list[int]:
+        """Tokens of one buffer in order of first use (the lowering numbers tokens at first use)."""
+        return [token.token_id for token in self.tokens if token.buffer == buffer]
+
+    def stores_per_op(self) -> list[int]:
+        counts = [0] * len(self.ops)
+        for step in self.steps:
+            if isinstance(step, VectorStep) or step.last_k:
+                counts[step.op] += 1
+        return counts
