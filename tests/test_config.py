@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mixpe_sim.config import load_hardware, parse_overrides
 from mixpe_sim.config.presets import list_presets, preset_dir
@@ -26,7 +27,7 @@ def test_every_hardware_preset_loads(name: str) -> None:
 
 def test_configs_are_frozen() -> None:
     hw = load_hardware()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         hw.array.rows = 3  # type: ignore[misc]
 
 
@@ -68,9 +69,9 @@ def test_error_inside_nested_memory_file_names_that_file(tmp_path: Path) -> None
 
 
 def test_unknown_presets_list_the_allowed_names() -> None:
-    with pytest.raises(ConfigError, match="unknown hardware preset 'tpu'.*allowed: .*mixpe-w4a16"):
+    with pytest.raises(ConfigError, match=r"unknown hardware preset 'tpu'.*allowed: .*mixpe-w4a16"):
         load_hardware("tpu")
-    with pytest.raises(ConfigError, match="unknown memory preset 'sram'.*allowed: .*flat"):
+    with pytest.raises(ConfigError, match=r"unknown memory preset 'sram'.*allowed: .*flat"):
         load_hardware("mixpe-w4a16", "sram")
 
 
@@ -79,7 +80,7 @@ def test_overrides_apply_and_are_blamed_when_wrong() -> None:
     assert hw.array.rows == 64 and hw.quant.group_size == 64
     with pytest.raises(ConfigError, match=r"^--set array.rows=0: array.rows"):
         load_hardware("mixpe-w4a16", None, parse_overrides(["array.rows=0"]))
-    with pytest.raises(ConfigError, match="expected key.path=value"):
+    with pytest.raises(ConfigError, match=r"expected key\.path=value"):
         parse_overrides(["array.rows"])
 
 

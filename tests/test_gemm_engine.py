@@ -111,7 +111,7 @@ def test_contention_free_time_is_the_sum_of_closed_form_tiles(shape: tuple[int, 
 def test_tiles_cover_every_output_exactly_once() -> None:
     hw = hw_with()
     m, n, k = 200, 1000, 640
-    program, tiling = compile_gemm(hw, m, n, k)
+    program, _ = compile_gemm(hw, m, n, k)
     covered: dict[int, int] = {}
     per_output: dict[int, int] = {}
     for s in program.steps:

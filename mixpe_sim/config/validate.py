@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -11,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from mixpe_sim.config.loader import config_error_from, load_hardware, load_yaml_file
 from mixpe_sim.config.models import EnergyTable, HardwareConfig, MemoryConfig
 from mixpe_sim.errors import ConfigError
+
 
 def validate_file(path: Path) -> str:
     data = load_yaml_file(path)

@@ -12,8 +12,8 @@ from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.dma import LoadDMA, StoreDMA, StoreRequest
-from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.hardware.memory import MemoryCounters, build_memory
+from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.workload.program import Program, TileStep, VectorStep
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mixpe_sim.hardware.pe import DequantPlacement
+from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.program import NO_OP, OpInfo, Program, TileStep, Token, TokenBuffer, VectorStep
 from mixpe_sim.workload.tiling import Tiling
-from mixpe_sim.units import ceil_div
 
 DRAM_ALIGN_BYTES = 4096
 
