@@ -95,5 +95,57 @@ def _at_least_two(text: str) -> int:
     return value
 
 
-COMMANDS: list[Callable[[Any], None]] = [register_run]
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mixpe_sim.config import parse_overrides
+    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.tables import render_compare
+    from mixpe_sim.runs.compare import PAPER_HARDWARE, PAPER_MODELS, run_compare
+
+    hardware = list(args.hw or [])
+    models = list(args.model or [])
+    if args.paper:
+        hardware = hardware or list(PAPER_HARDWARE)
+        models = models or list(PAPER_MODELS)
+    if not hardware:
+        raise_usage("compare needs --hw (at least one, besides the reference) or --paper")
+    models = models or ["llama-2-7b"]
+    wl = _workload(args, args.prompt, args.gen)
+    show = not args.json
+    try:
+        result = run_compare(hardware, models, wl, reference=args.reference, memory=args.memory,
+                             overrides=parse_overrides(args.overrides), exact=args.exact,
+                             progress=progress_reporter(show))
+    finally:
+        finish_progress(show)
+    return _finish(args, result, render_compare)
+
+
+def raise_usage(message: str) -> None:
+    from mixpe_sim.errors import MixpeError
+
+    raise MixpeError(message)
+
+
+def register_compare(sub: Any) -> None:
+    compare = sub.add_parser("compare", help="several accelerators on the same workloads, normalized")
+    compare.add_argument("--hw", action="append", metavar="PRESET|FILE", help="hardware to compare (repeatable)")
+    compare.add_argument("--memory", metavar="PRESET|FILE", help="memory used by every hardware config")
+    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                         help="override applied to every hardware config (repeatable)")
+    compare.add_argument("--model", action="append", metavar="NAME|FILE", help="workload (repeatable)")
+    compare.add_argument("--reference", default="fp16", metavar="PRESET|FILE", help="normalize to (default fp16)")
+    compare.add_argument("--paper", action="store_true",
+                         help="the paper's seven accelerators on its four linear-only workloads")
+    compare.add_argument("--batch", type=positive_int, default=1)
+    compare.add_argument("--prompt", type=positive_int, default=512)
+    compare.add_argument("--gen", type=positive_int, default=32)
+    compare.add_argument("--kv-bits", type=positive_int, default=16, choices=[4, 8, 16])
+    compare.add_argument("--quantize-lm-head", action="store_true")
+    compare.add_argument("--exact", action="store_true")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.add_argument("--out", type=Path, metavar="DIR", help="write result.json to DIR")
+    compare.set_defaults(handler=cmd_compare)
+
+
+COMMANDS: list[Callable[[Any], None]] = [register_run, register_compare]
 

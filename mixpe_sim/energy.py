@@ -42,8 +42,9 @@ def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequan
     core_pj = pe.leakage_pj_per_pe_cycle * pes * cycles
     for counters, placement in zip(ops, op_dequant, strict=True):
         core_pj += pe.dynamic_pj_per_pe_cycle * counters.active_pe_cycles
-        per_op = (table.dequant_per_group_pj_per_op if placement == "per_group"
-                  else table.dequant_per_weight_pj_per_op)
+        # a per-output rescale does the same multiply-adds as a per-group one
+        per_op = (table.dequant_per_weight_pj_per_op if placement == "per_weight"
+                  else table.dequant_per_group_pj_per_op)
         core_pj += per_op * counters.dequant_ops
         core_pj += table.vector_pj_per_element * counters.vector_elements
     buffer_pj = 0.0

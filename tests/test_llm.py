@@ -65,7 +65,7 @@ def test_graph_is_a_checked_dag_in_forward_order() -> None:
     import networkx as nx
 
     model = load_model("llama-3-8b")
-    graph = forward_graph(model, StepShape("decode", 1, 1, 16, 16, 16, False), blocks=2)
+    graph = forward_graph(model, StepShape("decode", 1, 1, 16, 16, 16, False), layers=[0, 1])
     assert nx.is_directed_acyclic_graph(graph)
     assert next(iter(nx.topological_sort(graph))) == "embed"
     assert graph.has_edge("L0.qkv_proj", "L0.rope") and graph.has_edge("L0.rope", "L0.qk")

@@ -43,6 +43,20 @@ class PEConfig(Frozen):
     energy_class: str
 
 
+class LowPrecisionMap(Frozen):
+    """Mixed-precision baselines: some blocks' weight GEMMs run at lower precision.
+
+    The chosen blocks are spread evenly over the model (block i is low when floor((i+1)f) > floor(i f)).
+    """
+
+    weight_bits: Literal[2, 4, 8]
+    activation_bits: Literal[2, 4, 8, 16]
+    block_fraction: Annotated[float, Field(ge=0, le=1)]
+    # which weight GEMMs of a chosen block (qkv_proj, o_proj, gate_up_proj, down_proj, fc1, fc2);
+    # empty means all of them
+    ops: tuple[str, ...] = ()
+
+
 class QuantConfig(Frozen):
     """How weights are stored in DRAM and which precision activations travel at."""
 
@@ -52,12 +66,15 @@ class QuantConfig(Frozen):
     scale_bits: PositiveInt = 16
     # 0 means symmetric quantization (no zero point stored).
     zero_bits: NonNegativeInt = 16
+    low_precision: LowPrecisionMap | None = None
 
 
 class DequantConfig(Frozen):
     # per_group: scale/zero applied once per group after the integer group dot product (MixPE).
-    # per_weight: every weight is dequantized before it enters the multiplier (baselines).
-    placement: Literal["per_group", "per_weight"]
+    # per_weight: every weight is dequantized before it enters the multiplier (FP16/INT8 baselines).
+    # per_output: both operands quantized per channel/tensor; one rescale per finished output
+    #   (BitFusion, ANT, OLAccel); weights then carry one scale/zero per output column.
+    placement: Literal["per_group", "per_weight", "per_output"]
     lanes: PositiveInt  # dequant operations per core cycle
     latency_cycles: NonNegativeInt = 0  # pipeline depth paid once per tile
 

@@ -16,7 +16,7 @@ from typing import Literal
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import ceil_div
 
-DequantPlacement = Literal["per_group", "per_weight", "none"]
+DequantPlacement = Literal["per_group", "per_weight", "per_output", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +166,8 @@ def tile_cost(array: ArraySpec, precision: GemmPrecision, mt: int, nt: int, kt: 
         dequant_ops = mt * nt * (kt // precision.group_size)
     elif precision.dequant == "per_weight":
         dequant_ops = kt * nt * weight_passes
+    elif precision.dequant == "per_output":
+        dequant_ops = mt * nt if completes_output else 0
     else:
         dequant_ops = 0
     dequant = ceil_div(dequant_ops, array.dequant_lanes) + array.dequant_latency_cycles if dequant_ops else 0

@@ -132,3 +132,19 @@ def render_step(r: dict[str, Any]) -> str:
         "\nops", table(_op_rows(r["per_op"], r["phase"], r["step_s"]), ["op", "calls", "busy", "stalled", "share"]),
         f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall",
     ])
+
+
+def render_compare(r: dict[str, Any]) -> str:
+    ref = r["reference"]
+    lines = [f"normalized to {ref} (time and energy; speedup = 1 / norm time)"]
+    header = ["hw", "time", "energy", "norm time", "norm energy", "speedup", "energy saving"]
+    for model in dict.fromkeys(row["model"] for row in r["rows"]):
+        rows = [[row["hw"], fmt_time(row["time_s"]), f"{row['energy_j'] * 1e3:.2f} mJ",
+                 f"{row['norm_time']:.3f}", f"{row['norm_energy']:.3f}", f"{1 / row['norm_time']:.2f}x",
+                 f"{1 / row['norm_energy']:.2f}x"] for row in r["rows"] if row["model"] == model]
+        lines += [f"\n{model}", table(rows, header)]
+    mean_rows = [[hw, f"{m['norm_time']:.3f}", f"{m['norm_energy']:.3f}", f"{1 / m['norm_time']:.2f}x",
+                  f"{1 / m['norm_energy']:.2f}x"] for hw, m in r["mean"].items()]
+    lines += ["\nmean over models", table(mean_rows, ["hw", "norm time", "norm energy", "speedup", "energy saving"])]
+    lines.append(f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall")
+    return "\n".join(lines)

@@ -1,8 +1,9 @@
 """End-to-end LLM request: prefill (time to first token) then decode steps (time per output token).
 
 Default mode uses two shortcuts, each checked against `--exact` by the test suite:
-  * blocks: a forward step is simulated with 2 and with 3 transformer blocks; the difference is one
-    steady-state block, and the step time is T(2) + (L - 2) * (T(3) - T(2)).
+  * blocks: a forward step is simulated with blocks [0, 1] and with [0, 1, j] for one block j of each
+    precision class; the difference is one steady-state block of that class, and the step time is
+    T([0, 1]) + sum over blocks 2..L-1 of their class's difference.
   * decode steps: steps are simulated at a few sampled context lengths (always the first and the
     last) and linearly interpolated in between.
 `--exact` simulates every block of every step.
@@ -23,11 +24,11 @@ from mixpe_sim.report.summary import memory_stats
 from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_layers
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.units import PS_PER_S
-from mixpe_sim.workload.compile import compile_step
+from mixpe_sim.workload.compile import block_class, compile_step
 from mixpe_sim.workload.graph import Phase, StepShape
 from mixpe_sim.workload.models import ModelSpec
 
-EXTRAPOLATION_BLOCKS = (2, 3)
+PREFIX_BLOCKS = 2  # blocks simulated before the steady state
 DEFAULT_DECODE_SAMPLES = 6
 
 Progress = Callable[[str], None]
@@ -57,27 +58,46 @@ def _shape(hw: HardwareConfig, wl: Workload, phase: Phase, context: int) -> Step
                      activation_bits=hw.quant.activation_bits, quantize_lm_head=wl.quantize_lm_head)
 
 
+def extrapolates_blocks(model: ModelSpec, exact: bool) -> bool:
+    return not exact and model.layers > PREFIX_BLOCKS + 1
+
+
 def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, context: int,
                   exact: bool, trace: TraceSink = NULL_SINK) -> StepOutcome:
-    """One forward step over all blocks (extrapolated from 2 and 3 blocks unless exact)."""
+    """One forward step over all blocks.
+
+    Default mode: blocks of the same precision class compile to identical programs, so the step is
+    T(prefix) + sum over the remaining blocks of the steady-state cost of their class, where a
+    class's cost is T(prefix + one block of that class) - T(prefix). `exact` simulates every block.
+    """
     shape = _shape(hw, wl, phase, context)
-    if exact or model.layers <= max(EXTRAPOLATION_BLOCKS):
+    if not extrapolates_blocks(model, exact):
         program = compile_step(model, hw, shape)
         raw = simulate(hw, program, trace)
         tally = tally_of(hw, program, raw)
         return StepOutcome(without_layers(tally), layer_times(tally), raw.events, memory_stats(hw, raw))
-    few, more = EXTRAPOLATION_BLOCKS
-    runs = []
-    for blocks in EXTRAPOLATION_BLOCKS:
-        program = compile_step(model, hw, shape, blocks=blocks)
-        raw = simulate(hw, program, trace if blocks == more else NULL_SINK)
-        runs.append((tally_of(hw, program, raw), raw))
-    (t_few, raw_few), (t_more, raw_more) = runs
-    extra = model.layers - few
-    tally = combine([(1.0 - extra, without_layers(t_few)), (float(extra), without_layers(t_more))])
-    measured = layer_times(t_more)
-    layers = measured[:few] + [measured[few]] * extra
-    return StepOutcome(tally, layers, raw_few.events + raw_more.events, memory_stats(hw, raw_more))
+    prefix = list(range(PREFIX_BLOCKS))
+    representative: dict[tuple[tuple[int, int], ...], int] = {}
+    for layer in range(PREFIX_BLOCKS, model.layers):
+        representative.setdefault(block_class(hw, model, layer), layer)
+    base_program = compile_step(model, hw, shape, prefix)
+    base_raw = simulate(hw, base_program, NULL_SINK)
+    base = tally_of(hw, base_program, base_raw)
+    events = base_raw.events
+    delta: dict[tuple[tuple[int, int], ...], tuple[Tally, float]] = {}
+    memory: dict[str, Any] = {}
+    for cls, layer in representative.items():
+        program = compile_step(model, hw, shape, [*prefix, layer])
+        raw = simulate(hw, program, trace if not delta else NULL_SINK)
+        grown = tally_of(hw, program, raw)
+        events += raw.events
+        memory = memory or memory_stats(hw, raw)
+        step_delta = combine([(1.0, without_layers(grown)), (-1.0, without_layers(base))])
+        delta[cls] = (step_delta, grown[f"layer.{layer}"])
+    classes = [block_class(hw, model, layer) for layer in range(PREFIX_BLOCKS, model.layers)]
+    tally = combine([(1.0, without_layers(base)), *((1.0, delta[cls][0]) for cls in classes)])
+    layers = layer_times(base) + [delta[cls][1] for cls in classes]
+    return StepOutcome(tally, layers, events, memory)
 
 
 def decode_contexts(wl: Workload) -> list[int]:
@@ -153,7 +173,7 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "decode_steps": [{"context": c, "step_s": s, "simulated": c in simulated}
                          for c, s in zip(contexts, step_s, strict=True)],
         "memory": {"prefill": prefill.memory, "decode": decode_memory},
-        "mode": {"exact": exact, "block_extrapolation": not exact and model.layers > max(EXTRAPOLATION_BLOCKS),
+        "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact),
                  "decode_steps_simulated": simulated},
         "events": events,
         "wall_s": wall_s,
@@ -217,7 +237,7 @@ def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, c
         "per_op": _per_op(t, phase),
         "per_layer_s": [v / PS_PER_S for v in outcome.layers_ps],
         "memory": outcome.memory,
-        "mode": {"exact": exact, "block_extrapolation": not exact and model.layers > max(EXTRAPOLATION_BLOCKS)},
+        "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact)},
         "events": outcome.events,
         "wall_s": time.perf_counter() - started,
         "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},

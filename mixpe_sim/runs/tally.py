@@ -11,14 +11,10 @@ from collections.abc import Iterable
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.simulator import RawRun
 from mixpe_sim.report.summary import summarize
+from mixpe_sim.workload.models import op_base_name
 from mixpe_sim.workload.program import Program
 
 Tally = dict[str, float]
-
-
-def op_base_name(name: str) -> str:
-    """"L12.qkv_proj" -> "qkv_proj"."""
-    return name.split(".", 1)[1] if name.startswith("L") and "." in name else name
 
 
 def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
-from mixpe_sim.workload.gemm import GemmSpec, weight_gemm
+from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
 from mixpe_sim.workload.graph import GemmNode, StepShape, VectorNode, forward_graph, ordered_nodes
 from mixpe_sim.workload.lowering import ProgramBuilder, Region
-from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.models import ModelSpec, op_base_name
 from mixpe_sim.workload.program import NO_OP, Program
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
 
 UNQUANTIZED_BITS = 16
 
 
-def gemm_spec_for(node: GemmNode, hw: HardwareConfig, shape: StepShape) -> GemmSpec:
+def block_class(hw: HardwareConfig, model: ModelSpec, layer: int) -> tuple[tuple[int, int], ...]:
+    """Blocks with equal classes compile to identical programs (up to addresses)."""
+    ops = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "fc1", "fc2")
+    return tuple(precision_for(hw, op, layer, model.layers) for op in ops)
+
+
+def gemm_spec_for(node: GemmNode, hw: HardwareConfig, shape: StepShape, layers: int) -> GemmSpec:
     if node.weight == "kv":  # attention: both operands at activation / KV precision, no groups
         return GemmSpec(name=node.name, m=node.m, n=node.n, k=node.k, weight_bits=shape.kv_bits,
                         activation_bits=shape.activation_bits, output_bits=shape.activation_bits,
@@ -23,12 +31,14 @@ def gemm_spec_for(node: GemmNode, hw: HardwareConfig, shape: StepShape) -> GemmS
         return GemmSpec(name=node.name, m=node.m, n=node.n, k=node.k, weight_bits=UNQUANTIZED_BITS,
                         activation_bits=shape.activation_bits, output_bits=shape.activation_bits,
                         layer=node.layer).validate()
+    weight_bits, activation_bits = precision_for(hw, op_base_name(node.name), node.layer, layers)
     return weight_gemm(node.name, node.m, node.n, node.k, hw, layer=node.layer,
-                       weight_bits=node.weight_bits or None)
+                       weight_bits=weight_bits, activation_bits=activation_bits)
 
 
-def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape, blocks: int | None = None) -> Program:
-    graph = forward_graph(model, shape, blocks)
+def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
+                 layers: Sequence[int] | None = None) -> Program:
+    graph = forward_graph(model, shape, layers)
     budget = TileBudget.from_hw(hw)
     builder = ProgramBuilder()
     op_of: dict[str, int] = {}
@@ -38,7 +48,7 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape, blocks:
     chunk_bytes = min(budget.activation.tile_bytes, budget.output.tile_bytes)
     for node in ordered_nodes(graph):
         if isinstance(node, GemmNode):
-            spec = gemm_spec_for(node, hw, shape)
+            spec = gemm_spec_for(node, hw, shape, model.layers)
             tiling = choose_tiling(spec, budget, hw.dequant.placement)
             if node.weight == "kv":
                 key = (node.layer, "k" if node.n == shape.context else "v")

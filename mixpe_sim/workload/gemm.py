@@ -45,12 +45,16 @@ class GemmSpec:
     def quantized(self) -> bool:
         return self.group_size > 0
 
-    def weight_tile_bytes(self, kt: int, nt: int) -> tuple[int, int]:
-        """(packed weight bytes, scale+zero bytes) of a Kt x Nt weight tile."""
+    def weight_tile_bytes(self, kt: int, nt: int, k0: int = 0) -> tuple[int, int]:
+        """(packed weight bytes, scale+zero bytes) of the Kt x Nt weight tile starting at row k0.
+
+        The tile carries the scales of the quantization groups that start inside it, so summing
+        over tiles counts every group once (per-channel scaling: one group of K rows).
+        """
         payload = ceil_div(kt * nt * self.weight_bits, BITS_PER_BYTE)
         if not self.quantized:
             return payload, 0
-        groups = ceil_div(kt, self.group_size)
+        groups = ceil_div(k0 + kt, self.group_size) - ceil_div(k0, self.group_size)
         return payload, ceil_div(groups * nt * (self.scale_bits + self.zero_bits), BITS_PER_BYTE)
 
     def activation_tile_bytes(self, mt: int, kt: int) -> int:
@@ -79,13 +83,39 @@ class GemmSpec:
 
 def weight_gemm(name: str, m: int, n: int, k: int, hw: HardwareConfig, layer: int = -1,
                 weight_bits: int | None = None, activation_bits: int | None = None) -> GemmSpec:
-    """A projection GEMM whose weights are stored at the hardware's quantization."""
+    """A projection GEMM whose weights are stored at the hardware's quantization.
+
+    16-bit weights are not quantized; per-output (per-channel) dequant stores one scale/zero per column.
+    """
     q = hw.quant
     w_bits = weight_bits or q.weight_bits
     a_bits = activation_bits or q.activation_bits
+    if w_bits >= 16:
+        group = 0
+    elif hw.dequant.placement == "per_output":
+        group = k
+    else:
+        group = q.group_size
     return GemmSpec(
         name=name, m=m, n=n, k=k,
         weight_bits=w_bits, activation_bits=a_bits, output_bits=q.activation_bits,
-        group_size=q.group_size if w_bits < 16 else 0,  # 16-bit weights are not quantized
-        scale_bits=q.scale_bits, zero_bits=q.zero_bits, layer=layer,
+        group_size=group, scale_bits=q.scale_bits, zero_bits=q.zero_bits, layer=layer,
     ).validate()
+
+
+def is_low_precision_block(layer: int, layers: int, fraction: float) -> bool:
+    """Spread round(fraction * layers) chosen blocks evenly: block i is chosen when the running
+    count floor((i + 1) * fraction) steps up at i."""
+    if layer < 0 or layers <= 0:
+        return False
+    return int((layer + 1) * fraction + 1e-9) > int(layer * fraction + 1e-9)
+
+
+def precision_for(hw: HardwareConfig, op_name: str, layer: int, layers: int) -> tuple[int, int]:
+    """(weight bits, activation bits) of a weight GEMM under the hardware's precision map."""
+    q = hw.quant
+    low = q.low_precision
+    if low is not None and (not low.ops or op_name in low.ops) and \
+            is_low_precision_block(layer, layers, low.block_fraction):
+        return low.weight_bits, low.activation_bits
+    return q.weight_bits, q.activation_bits

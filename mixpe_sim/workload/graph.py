@@ -7,6 +7,7 @@ different shape raises at build time (LLMCompass-style shape checks). Tensors ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,7 +51,6 @@ class GemmNode:
     instances: int
     weight: WeightSource
     quantized: bool  # weights stored at the hardware's low-bit format (else 16 bit)
-    weight_bits: int  # 0: the hardware's weight precision
     input: str  # producer of the A operand ("" = already in DRAM)
     kv_input: str  # producer the KV operand waits for ("" for static weights)
 
@@ -105,7 +105,7 @@ class _Forward:
                quantized: bool = True) -> Tensor:
         if x.cols != in_features:
             raise WorkloadError(f"{name}: input has {x.cols} features, weight expects {in_features}")
-        self._add(GemmNode(name, layer, x.rows, out_features, in_features, 1, "static", quantized, 0,
+        self._add(GemmNode(name, layer, x.rows, out_features, in_features, 1, "static", quantized,
                            x.producer, ""), (x.producer,))
         return Tensor(name, x.rows, out_features)
 
@@ -115,23 +115,27 @@ class _Forward:
             raise WorkloadError(f"{name}: A operand holds {a.rows}x{a.cols}, expected {instances} x {m}x{k}")
         if out.rows * out.cols != m * n * instances:
             raise WorkloadError(f"{name}: output {out.rows}x{out.cols} != {instances} x {m}x{n}")
-        self._add(GemmNode(name, layer, m, n, k, instances, "kv", False, 0, a.producer, kv.producer),
+        self._add(GemmNode(name, layer, m, n, k, instances, "kv", False, a.producer, kv.producer),
                   (a.producer, kv.producer))
         return Tensor(name, out.rows, out.cols)
 
 
-def forward_graph(model: ModelSpec, shape: StepShape, blocks: int | None = None) -> nx.DiGraph:
-    """The op graph of one forward step over `blocks` transformer blocks (default: all)."""
-    n_blocks = model.layers if blocks is None else blocks
+def forward_graph(model: ModelSpec, shape: StepShape, layers: Sequence[int] | None = None) -> nx.DiGraph:
+    """The op graph of one forward step through the given transformer blocks (default: all).
+
+    A subset of blocks (e.g. [0, 1, 7]) keeps each block's real index, so per-block properties
+    such as a mixed-precision map apply as they would in the full model.
+    """
+    blocks = range(model.layers) if layers is None else layers
     fwd = _Forward()
     if model.family == "paper-linear":
-        _paper_linear(fwd, model, n_blocks)
+        _paper_linear(fwd, model, blocks)
         return fwd.graph
     rows = shape.batch * shape.seq
     h = model.hidden
     x = fwd.vector("embed", -1, "embed_with_positions" if model.learned_positions else "embed",
                    [], Tensor("", rows, h))
-    for layer in range(n_blocks):
+    for layer in blocks:
         x = _block(fwd, model, shape, layer, x)
     norm = "layer_norm" if model.family == "opt" else "rms_norm"
     last = fwd.vector("final_norm", -1, norm, [x], Tensor("", shape.batch, h), elements=shape.batch * h)
@@ -184,10 +188,10 @@ def _attention(fwd: _Forward, model: ModelSpec, shape: StepShape, layer: int, q:
                               out=Tensor("", shape.batch * shape.seq, model.q_dim))
 
 
-def _paper_linear(fwd: _Forward, model: ModelSpec, n_blocks: int) -> None:
+def _paper_linear(fwd: _Forward, model: ModelSpec, blocks: Sequence[int]) -> None:
     """The MixPE paper's workload: four independent weight GEMMs per block at M = paper_rows."""
     h, m = model.hidden, model.paper_rows
-    for layer in range(n_blocks):
+    for layer in blocks:
         p = f"L{layer}."
         for name, k, n in (("qkv_proj", h, 3 * h), ("o_proj", h, h), ("fc1", h, 4 * h), ("fc2", 4 * h, h)):
             fwd.linear(p + name, layer, Tensor("", m, k), k, n)

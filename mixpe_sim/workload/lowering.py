@@ -103,15 +103,16 @@ class _GemmLowering:
         self.w_column_stride = sum(spec.weight_tile_bytes(spec.k, tiling.nt))
         self.a_tile_stride = spec.activation_tile_bytes(tiling.mt, tiling.kt)
         self.a_row_stride = spec.activation_tile_bytes(tiling.mt, spec.k)
-        self.tile_bytes: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        self.tile_bytes: dict[tuple[int, int, int, bool], tuple[int, int, int]] = {}
 
-    def _bytes(self, mt: int, nt: int, kt: int) -> tuple[int, int, int]:
+    def _bytes(self, mt: int, nt: int, kt: int, ki: int) -> tuple[int, int, int]:
         """(weight payload, weight scales, activation) bytes of a tile, cached per edge shape."""
-        cached = self.tile_bytes.get((mt, nt, kt))
+        key = (mt, nt, kt, ki == 0)  # only the first K tile can differ in scale count (per-channel)
+        cached = self.tile_bytes.get(key)
         if cached is None:
-            payload, scales = self.spec.weight_tile_bytes(kt, nt)
+            payload, scales = self.spec.weight_tile_bytes(kt, nt, ki * self.t.kt)
             cached = (payload, scales, self.spec.activation_tile_bytes(mt, kt))
-            self.tile_bytes[(mt, nt, kt)] = cached
+            self.tile_bytes[key] = cached
         return cached
 
     def _dims(self, index: int, tile: int, total: int) -> int:
@@ -146,7 +147,7 @@ class _GemmLowering:
         uses, steps = b.token_uses, b.steps
         for ki in range(k_tiles):
             kt = self._dims(ki, t.kt, s.k)
-            payload, scales, a_bytes = self._bytes(mt, nt, kt)
+            payload, scales, a_bytes = self._bytes(mt, nt, kt, ki)
             w_token = resident_w.get((ki, ni)) if t.weight_resident else None
             if w_token is None:
                 w_offset = self.w_column_stride * ni + self.w_tile_stride * ki

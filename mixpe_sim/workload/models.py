@@ -42,6 +42,11 @@ class ModelSpec:
         return self.kv_heads * self.head_dim
 
 
+def op_base_name(name: str) -> str:
+    """Op names are "L<block>.<op>" inside blocks: "L12.qkv_proj" -> "qkv_proj"."""
+    return name.split(".", 1)[1] if name.startswith("L") and "." in name else name
+
+
 def model_files() -> dict[str, Path]:
     root = data_root() / "workloads"
     return {p.stem: p for d in MODEL_DIRS for p in sorted((root / d).glob("*.json"))}

@@ -104,7 +104,8 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str) -> Tiling:
     arr = budget.array
     par = parallelism(arr.kind, spec.weight_bits, spec.activation_bits)
     precision = precision_of(spec, placement)
-    k_base = spec.group_size if spec.quantized else min(spec.k, 16)
+    # per-group dequant needs whole groups in a tile; other placements only need sensible sizes
+    k_base = spec.group_size if spec.quantized and placement == "per_group" else min(spec.k, 16)
     k_options = [k for k in _candidate_sizes(k_base, spec.k) if k % k_base == 0 or k == spec.k]
     n_options = _candidate_sizes(min(spec.n, arr.cols * par.pf_w), spec.n)
     m_options = _candidate_sizes(min(spec.m, arr.rows * par.pf_a), spec.m)

@@ -1,0 +1,89 @@
+"""`mixpe-sim compare`: several accelerators on the same workloads, normalized to a reference.
+
+Paper workloads (linear layers only, M = 64) are one forward pass each; LLM models run a whole
+request (prefill + decode) and are compared on end-to-end time and energy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mixpe_sim import __version__
+from mixpe_sim.config import load_hardware
+from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.errors import ConfigError
+from mixpe_sim.runs.llm import Workload, run_request, run_step
+from mixpe_sim.workload.models import load_model
+
+PAPER_HARDWARE = ("mixpe-w4a16", "mixpe-w4a8", "fp16", "int8", "bitfusion", "ant", "olaccel")
+PAPER_MODELS = ("paper-opt-6.7b", "paper-llama-2-13b", "paper-vit-b", "paper-vit-h")
+DEFAULT_REFERENCE = "fp16"
+
+
+def measure(hw: HardwareConfig, model_name: str, wl: Workload, exact: bool) -> dict[str, Any]:
+    model = load_model(model_name)
+    if model.family == "paper-linear":
+        r = run_step(hw, model, wl, "prefill", model.paper_rows, exact)
+        time_s = r["step_s"]
+    else:
+        r = run_request(hw, model, wl, exact=exact)
+        time_s = r["e2e_s"]
+    return {"time_s": time_s, "energy_j": r["energy_j"], "energy_breakdown_j": r["energy_breakdown_j"],
+            "events": r["events"]}
+
+
+def run_compare(hw_specs: list[str], models: list[str], wl: Workload, reference: str = DEFAULT_REFERENCE,
+                memory: str | None = None, overrides: list[tuple[str, Any]] | None = None, exact: bool = False,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    report = progress or (lambda _label: None)
+    configs = {}
+    for spec in [*hw_specs, reference]:
+        hw = load_hardware(spec, memory, overrides)
+        configs.setdefault(hw.name, hw)
+    ref_name = load_hardware(reference, memory, overrides).name
+    if len(configs) < 2:
+        raise ConfigError("--hw", "", "compare needs at least two different hardware configs")
+    measured: dict[tuple[str, str], dict[str, Any]] = {}
+    for hw_name, hw in configs.items():
+        for model_name in models:
+            report(f"{hw_name} on {model_name}")
+            measured[(hw_name, model_name)] = measure(hw, model_name, wl, exact)
+    rows = []
+    for model_name in models:
+        ref = measured[(ref_name, model_name)]
+        for hw_name in configs:
+            m = measured[(hw_name, model_name)]
+            rows.append({"hw": hw_name, "model": model_name, "time_s": m["time_s"], "energy_j": m["energy_j"],
+                         "norm_time": m["time_s"] / ref["time_s"], "norm_energy": m["energy_j"] / ref["energy_j"],
+                         "energy_breakdown_j": m["energy_breakdown_j"]})
+    return {
+        "reference": ref_name,
+        "rows": rows,
+        "mean": _means(rows, list(configs)),
+        "events": sum(m["events"] for m in measured.values()),
+        "wall_s": time.perf_counter() - started,
+        "config": {"hardware": {name: hw.model_dump(mode="json") for name, hw in configs.items()},
+                   "models": models, "workload": {"batch": wl.batch, "prompt": wl.prompt, "gen": wl.gen,
+                                                  "kv_bits": wl.kv_bits}, "exact": exact},
+        "version": __version__,
+    }
+
+
+def _means(rows: list[dict[str, Any]], hardware: list[str]) -> dict[str, dict[str, float]]:
+    """Arithmetic mean of the normalized values over models (the paper's "average"), plus geomeans."""
+    out = {}
+    for hw_name in hardware:
+        mine = [r for r in rows if r["hw"] == hw_name]
+        times = [r["norm_time"] for r in mine]
+        energies = [r["norm_energy"] for r in mine]
+        out[hw_name] = {
+            "norm_time": sum(times) / len(times),
+            "norm_energy": sum(energies) / len(energies),
+            "geomean_norm_time": math.exp(sum(math.log(t) for t in times) / len(times)),
+            "geomean_norm_energy": math.exp(sum(math.log(e) for e in energies) / len(energies)),
+        }
+    return out
