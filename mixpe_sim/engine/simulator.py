@@ -12,7 +12,8 @@ from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.dma import LoadDMA, StoreDMA, StoreRequest
-from mixpe_sim.hardware.memory import MemoryCounters, build_memory
+from mixpe_sim.hardware.dram_scheduler import build_memory
+from mixpe_sim.hardware.memory import MemoryCounters
 from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.workload.program import Program, TileStep, VectorStep
@@ -50,7 +51,7 @@ class _OpCompletion:
 def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK) -> RawRun:
     """Run `program` to completion from an idle machine (empty buffers, closed DRAM rows)."""
     env = simpy.Environment()
-    mem = build_memory(hw.memory)
+    mem = build_memory(env, hw.memory)
     buffers = {
         "weight": Buffer(env, "weight", hw.buffers.weight, trace),
         "activation": Buffer(env, "activation", hw.buffers.activation, trace),

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import simpy
 
 from mixpe_sim.hardware.buffers import Buffer
-from mixpe_sim.hardware.memory import MemoryModel
+from mixpe_sim.hardware.dram_scheduler import MemoryModel
 from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.workload.program import NO_OP, Token
@@ -44,15 +44,19 @@ class LoadDMA:
                 yield from buffer.reserve(token.payload_bytes)
                 if token.scale_bytes:
                     yield from scale_buffer.reserve(token.scale_bytes)
-            now = env.now
             nbytes = token.payload_bytes + token.scale_bytes
-            finish = memory.access(now, token.dram_addr, nbytes, False)
+            ready = self.ready[token_id]
+            if trace.enabled:
+                self._trace_on_arrival(ready, token_id, nbytes, token.dram_addr)
+            memory.request(env.now, token.dram_addr, nbytes, False, ready)
             buffer.counters.bytes_written += token.payload_bytes
             scale_buffer.counters.bytes_written += token.scale_bytes
-            if trace.enabled:
-                trace.span(f"dma.{self.name}", "load", "load", now, finish,
-                           {"token": token_id, "bytes": nbytes, "addr": token.dram_addr})
-            self.ready[token_id].arm(finish - now)
+
+    def _trace_on_arrival(self, ready: ArrivalEvent, token_id: int, nbytes: int, addr: int) -> None:
+        issued = self.env.now
+        ready.callbacks.append(lambda _event: self._trace.span(
+            f"dma.{self.name}", "load", "load", issued, self.env.now,
+            {"token": token_id, "bytes": nbytes, "addr": addr}))
 
 
 class StoreRequest(NamedTuple):
@@ -71,17 +75,15 @@ class StoreDMA:
 
     def submit(self, request: StoreRequest) -> None:
         """Book the write on the memory now; free the buffer space when its last byte is out."""
-        env = self.env
-        now = env.now
-        finish = self.memory.access(now, request.addr, request.nbytes, True)
+        issued = self.env.now
+        done = ArrivalEvent(self.env)
+        done.callbacks.append(lambda _event: self._complete(request, issued))
+        self.memory.request(issued, request.addr, request.nbytes, True, done)
         self.buffer.counters.bytes_read += request.nbytes
-        if self._trace.enabled:
-            self._trace.span("dma.store", "store", "store", now, finish,
-                             {"op": request.op, "bytes": request.nbytes, "addr": request.addr})
-        done = ArrivalEvent(env)
-        done.callbacks.append(lambda _event: self._complete(request))
-        done.arm(finish - now)
 
-    def _complete(self, request: StoreRequest) -> None:
+    def _complete(self, request: StoreRequest, issued_ps: int) -> None:
+        if self._trace.enabled:
+            self._trace.span("dma.store", "store", "store", issued_ps, self.env.now,
+                             {"op": request.op, "bytes": request.nbytes, "addr": request.addr})
         self.buffer.release(request.reserved_bytes)
         self._on_complete(request)

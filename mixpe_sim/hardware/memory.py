@@ -2,6 +2,8 @@
 
 `access(now_ps, addr, nbytes, is_write)` books the transfer on the memory's resources and returns the
 time its last byte arrives. Requests are served in the order they are issued (FCFS per channel).
+`request(...)` is the engine's interface: it arms a completion event instead of returning a time, so
+a scheduling controller (hardware/dram_scheduler.py) can stand in for the FCFS arithmetic.
 A DRAM transfer is split into per-channel transactions by the address mapping; each transaction
 walks its row segments, paying precharge/activate on row misses and burst time on the data bus, so
 achieved bandwidth emerges from row hits, bank parallelism and refresh rather than being a constant.
@@ -11,12 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mixpe_sim.config.models import (
-    DramMemoryConfig,
-    FlatMemoryConfig,
-    IdealMemoryConfig,
-    MemoryConfig,
-)
+from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, IdealMemoryConfig
+from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.units import PS_PER_S, ceil_div, ns_to_ps
 
 
@@ -33,7 +31,17 @@ class MemoryCounters:
     read_latencies_ps: list[int] = field(default_factory=list)
 
 
-class IdealMemory:
+class _BusyUntil:
+    """Engine interface of the FCFS models: arm the completion event at the computed time."""
+
+    def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
+        raise NotImplementedError
+
+    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool, done: ArrivalEvent) -> None:
+        done.arm(self.access(now_ps, addr, nbytes, is_write) - now_ps)
+
+
+class IdealMemory(_BusyUntil):
     """Every transfer completes the moment it is issued."""
 
     def __init__(self, cfg: IdealMemoryConfig) -> None:
@@ -46,7 +54,7 @@ class IdealMemory:
         return now_ps
 
 
-class FlatMemory:
+class FlatMemory(_BusyUntil):
     """One link of fixed bandwidth plus a fixed latency (the MixPE authors' model)."""
 
     def __init__(self, cfg: FlatMemoryConfig) -> None:
@@ -69,18 +77,18 @@ class FlatMemory:
 class _Channel:
     """Mutable timing state of one DRAM channel."""
 
-    __slots__ = ("act_history", "bank_ready", "bus_free", "last_act", "open_row", "refresh_epoch")
+    __slots__ = ("act_history", "bank_ready", "bus_free", "last_act", "next_refresh", "open_row")
 
-    def __init__(self, banks: int) -> None:
+    def __init__(self, banks: int, trefi_ps: int) -> None:
         self.bus_free = 0
         self.open_row = [-1] * banks
         self.bank_ready = [0] * banks  # earliest next column command (or ACT when closed)
         self.last_act = [-(10**15)] * banks
-        self.act_history: list[int] = []  # recent ACT times, for tRRD / tFAW
-        self.refresh_epoch = 0
+        self.act_history: list[int] = []  # the last four ACT times, for tRRD / tFAW
+        self.next_refresh = trefi_ps
 
 
-class DramMemory:
+class DramMemory(_BusyUntil):
     """Channels x banks with row buffers, JEDEC-style timing, address interleave and refresh."""
 
     def __init__(self, cfg: DramMemoryConfig) -> None:
@@ -93,7 +101,9 @@ class DramMemory:
         # burst_length beats at data_rate_mtps transfers per second per pin
         self._tburst = round(cfg.burst_length * 1e6 / cfg.data_rate_mtps)
         self._burst_bytes = cfg.burst_bytes
-        self._state = [_Channel(cfg.banks_per_channel) for _ in range(cfg.channels)]
+        self._bank_interleaved = cfg.mapping == "row_column_bank_channel"
+        self._all_closed = [-1] * cfg.banks_per_channel
+        self._state = [_Channel(cfg.banks_per_channel, self._trefi) for _ in range(cfg.channels)]
         self.counters = MemoryCounters(channel_busy_ps=[0] * cfg.channels)
 
     # ------------------------------------------------------------ address mapping
@@ -119,109 +129,128 @@ class DramMemory:
         return ranges
 
     def _locate(self, local: int) -> tuple[int, int, int]:
-        """Channel-local address -> (bank, row, end of the run that stays in that bank row)."""
+        """Channel-local address -> (bank, row, end of the run that stays in that bank row).
+
+        row_bank_column_channel: a whole row of one bank, then the next bank (long sequential runs);
+        row_column_bank_channel: banks interleave every `interleave_bytes` granule.
+        """
         cfg = self.cfg
-        if cfg.mapping == "row_bank_column_channel":
+        banks = cfg.banks_per_channel
+        if not self._bank_interleaved:
             segment = local // cfg.row_bytes
-            return segment % cfg.banks_per_channel, segment // cfg.banks_per_channel, (segment + 1) * cfg.row_bytes
-        granule = local // cfg.interleave_bytes  # row_column_bank_channel: banks interleave per granule
-        within_bank = (granule // cfg.banks_per_channel) * cfg.interleave_bytes
-        return (granule % cfg.banks_per_channel, within_bank // cfg.row_bytes,
-                (granule + 1) * cfg.interleave_bytes)
+            return segment % banks, segment // banks, (segment + 1) * cfg.row_bytes
+        granule = local // cfg.interleave_bytes
+        within_bank = (granule // banks) * cfg.interleave_bytes
+        return granule % banks, within_bank // cfg.row_bytes, (granule + 1) * cfg.interleave_bytes
 
     # ------------------------------------------------------------ timing
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         finish = now_ps
         for ch, lo, hi in self.channel_ranges(addr, nbytes):
-            finish = max(finish, self._serve(ch, lo, hi, now_ps))
+            end = self.serve(ch, lo, hi, now_ps)
+            if end > finish:
+                finish = end
         _count(self.counters, nbytes, is_write, latency_ps=finish - now_ps)
         return finish
 
-    def _refresh_if_due(self, ch: _Channel, time_ps: int) -> None:
+    def _refresh(self, ch: _Channel, time_ps: int) -> None:
         """All-bank refresh once per tREFI: rows close and the channel is blocked for tRFC.
 
         A refresh that falls due while the bus is streaming is postponed until the bus frees up (JEDEC
         allows postponing), so a busy channel pays the full tRFC; an idle one pays nothing.
         """
-        if time_ps < (ch.refresh_epoch + 1) * self._trefi:
-            return
-        ch.refresh_epoch = time_ps // self._trefi
-        start = max(ch.refresh_epoch * self._trefi, ch.bus_free)
-        blocked_until = start + self._trfc
+        epoch_start = time_ps // self._trefi * self._trefi
+        ch.next_refresh = epoch_start + self._trefi
+        blocked_until = max(epoch_start, ch.bus_free) + self._trfc
         ch.bus_free = max(ch.bus_free, blocked_until)
-        for bank in range(len(ch.open_row)):
-            ch.open_row[bank] = -1
-            if ch.bank_ready[bank] < blocked_until:
-                ch.bank_ready[bank] = blocked_until
+        # in place: serve() holds references to these lists
+        ch.open_row[:] = self._all_closed
+        ch.bank_ready[:] = [ready if ready > blocked_until else blocked_until for ready in ch.bank_ready]
 
-    def _activate_time(self, ch: _Channel, bank: int, now_ps: int) -> int:
-        if ch.open_row[bank] >= 0:  # precharge the open row first
-            precharge = max(now_ps, ch.bank_ready[bank], ch.last_act[bank] + self._tras)
-            act = precharge + self._trp
-        else:
-            act = max(now_ps, ch.bank_ready[bank])
-        history = ch.act_history
-        if history:
-            act = max(act, history[-1] + self._trrd)
-            if len(history) >= 4:
-                act = max(act, history[-4] + self._tfaw)
-        history.append(act)
-        if len(history) > 4:
-            del history[0]
-        ch.last_act[bank] = act
-        return act
+    def bus_free_ps(self, channel: int) -> int:
+        return self._state[channel].bus_free
 
-    def _serve(self, index: int, lo: int, hi: int, now_ps: int) -> int:
+    def is_row_hit(self, channel: int, local_addr: int) -> bool:
+        bank, row, _ = self._locate(local_addr)
+        return self._state[channel].open_row[bank] == row
+
+    @property
+    def miss_lead_ps(self) -> int:
+        """How long before its data a row miss must be started (precharge, activate, CAS)."""
+        return self._trp + self._trcd + self._tcl
+
+    def serve(self, index: int, lo: int, hi: int, now_ps: int) -> int:
+        """Book channel-local bytes [lo, hi) on channel `index` no earlier than now; return last-byte time.
+
+        The loop walks the row segments of the range; it is the simulator's hottest code, so the
+        timing state lives in locals and max() is spelled out.
+        """
         ch = self._state[index]
-        counters = self.counters
         closed_page = self.cfg.page_policy == "closed"
-        burst_bytes, tburst, tcl = self._burst_bytes, self._tburst, self._tcl
+        burst_bytes, tburst, tcl, trcd = self._burst_bytes, self._tburst, self._tcl, self._trcd
+        trp, tras, trrd, tfaw = self._trp, self._tras, self._trrd, self._tfaw
+        open_row, bank_ready, last_act, history = ch.open_row, ch.bank_ready, ch.last_act, ch.act_history
+        hits = misses = bursts_total = 0
         pos = lo
         data_end = now_ps
         while pos < hi:
-            self._refresh_if_due(ch, max(now_ps, ch.bus_free))
+            if (now_ps if now_ps > ch.bus_free else ch.bus_free) >= ch.next_refresh:
+                self._refresh(ch, max(now_ps, ch.bus_free))
             bank, row, run_end = self._locate(pos)
-            seg_end = min(hi, run_end)
+            seg_end = hi if hi < run_end else run_end
             bursts = (seg_end - 1) // burst_bytes - pos // burst_bytes + 1
+            ready = bank_ready[bank]
             # row-hit rate is per column access (burst): a miss opens the row for the rest of the run
-            if ch.open_row[bank] == row:
-                counters.row_hits += bursts
-                column_ready = max(now_ps, ch.bank_ready[bank])
+            if open_row[bank] == row:
+                hits += bursts
+                column_ready = now_ps if now_ps > ready else ready
             else:
-                counters.row_misses += 1
-                counters.row_hits += bursts - 1
-                column_ready = self._activate_time(ch, bank, now_ps) + self._trcd
-                ch.open_row[bank] = row
-            data_start = max(column_ready + tcl, ch.bus_free)
+                misses += 1
+                hits += bursts - 1
+                if open_row[bank] >= 0:  # precharge the open row first
+                    act = max(now_ps, ready, last_act[bank] + tras) + trp
+                else:
+                    act = now_ps if now_ps > ready else ready
+                if history:
+                    act = max(act, history[-1] + trrd)
+                    if len(history) >= 4:
+                        act = max(act, history[-4] + tfaw)
+                        del history[0]
+                history.append(act)
+                last_act[bank] = act
+                column_ready = act + trcd
+                open_row[bank] = row
+            bus_free = ch.bus_free
+            data_start = column_ready + tcl
+            if bus_free > data_start:
+                data_start = bus_free
             data_end = data_start + bursts * tburst
             ch.bus_free = data_end
-            counters.channel_busy_ps[index] += bursts * tburst
-            counters.bursts += bursts
+            bursts_total += bursts
             if closed_page:  # auto-precharge after the access
-                ch.open_row[bank] = -1
-                ch.bank_ready[bank] = max(data_end - tcl, ch.last_act[bank] + self._tras) + self._trp
+                open_row[bank] = -1
+                bank_ready[bank] = max(data_end - tcl, last_act[bank] + tras) + trp
             else:
-                ch.bank_ready[bank] = data_end - tcl
+                bank_ready[bank] = data_end - tcl
             pos = seg_end
+        counters = self.counters
+        counters.row_hits += hits
+        counters.row_misses += misses
+        counters.bursts += bursts_total
+        counters.channel_busy_ps[index] += bursts_total * tburst
         return data_end
 
 
-def _count(counters: MemoryCounters, nbytes: int, is_write: bool, latency_ps: int) -> None:
+def count_bytes(counters: MemoryCounters, nbytes: int, is_write: bool) -> None:
     counters.requests += 1
     if is_write:
         counters.bytes_written += nbytes
     else:
         counters.bytes_read += nbytes
+
+
+def _count(counters: MemoryCounters, nbytes: int, is_write: bool, latency_ps: int) -> None:
+    count_bytes(counters, nbytes, is_write)
+    if not is_write:
         counters.read_latencies_ps.append(latency_ps)
-
-
-MemoryModel = IdealMemory | FlatMemory | DramMemory
-
-
-def build_memory(cfg: MemoryConfig) -> MemoryModel:
-    if isinstance(cfg, DramMemoryConfig):
-        return DramMemory(cfg)
-    if isinstance(cfg, FlatMemoryConfig):
-        return FlatMemory(cfg)
-    return IdealMemory(cfg)

@@ -67,7 +67,8 @@ def memory_stats(hw: HardwareConfig, raw: RawRun) -> dict[str, Any]:
         "preset": hw.memory.name,
         "kind": hw.memory.kind,
         "achieved_bw_bytes_per_s": (mem.bytes_read + mem.bytes_written) / time_s if time_s else 0.0,
-        "peak_bw_bytes_per_s": hw.memory.peak_bw_bytes_per_s,
+        # JSON has no infinity: the ideal memory's unbounded peak is reported as null
+        "peak_bw_bytes_per_s": hw.memory.peak_bw_bytes_per_s if math.isfinite(hw.memory.peak_bw_bytes_per_s) else None,
         "row_hit_rate": mem.row_hits / accesses if isinstance(hw.memory, DramMemoryConfig) and accesses else None,
         "channel_utilization": [busy / raw.time_ps if raw.time_ps else 0.0 for busy in mem.channel_busy_ps],
         "read_latency_mean_s": sum(latencies) / len(latencies) / PS_PER_S if latencies else 0.0,

@@ -41,6 +41,23 @@ def energy_lines(breakdown: dict[str, float], total_j: float) -> list[list[str]]
             for part, value in breakdown.items() if total_j > 0]
 
 
+def memory_lines(stats: dict[str, Any], label: str = "memory") -> list[list[str]]:
+    """Achieved bandwidth, row-hit rate, channel balance and read latency of one simulated step."""
+    util = stats["channel_utilization"]
+    peak = stats["peak_bw_bytes_per_s"]
+    rows = [
+        [f"{label} achieved BW", f"{stats['achieved_bw_bytes_per_s'] / 1e9:.2f} GB/s",
+         f"of {peak / 1e9:.1f} GB/s peak" if peak is not None else "unbounded peak"],
+        [f"{label} read latency", f"mean {fmt_time(stats['read_latency_mean_s'])}",
+         f"p99 {fmt_time(stats['read_latency_p99_s'])}"],
+    ]
+    if stats["row_hit_rate"] is not None:
+        rows.append([f"{label} row-hit rate", f"{100 * stats['row_hit_rate']:.1f}%", ""])
+    if len(util) > 1:
+        rows.append([f"{label} channel busy", f"min {100 * min(util):.1f}%", f"max {100 * max(util):.1f}%"])
+    return rows
+
+
 def render_gemm(r: dict[str, Any]) -> str:
     shape = r["shape"]
     t = r["tiling"]
@@ -55,6 +72,7 @@ def render_gemm(r: dict[str, Any]) -> str:
         ["dequant ops", f"{r['dequant_ops']:,}", ""],
         ["DRAM read", fmt_bytes(r["dram_bytes_read"]), f"{100 * r['dram_bw_utilization']:.1f}% BW util"],
         ["DRAM written", fmt_bytes(r["dram_bytes_written"]), ""],
+        *memory_lines(r["memory"], "DRAM"),
         ["energy", f"{r['energy_j'] * 1e3:.4f} mJ", ""],
         *energy_lines(r["energy_breakdown_j"], r["energy_j"]),
         ["tiling", f"{t['mt']}x{t['nt']}x{t['kt']} {t['order']}", ""],
@@ -99,6 +117,8 @@ def render_run(r: dict[str, Any]) -> str:
     parts = [
         head,
         table(summary),
+        "\nmemory (one simulated prefill step / one decode step)",
+        table(memory_lines(r["memory"]["prefill"], "prefill") + memory_lines(r["memory"]["decode"], "decode")),
         "\nwhere PE-array time went (whole request)",
         table(where),
         "\nenergy",
@@ -128,7 +148,8 @@ def render_step(r: dict[str, Any]) -> str:
     where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
              for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
     return "\n".join([
-        head, table(summary), "\nwhere PE-array time went", table(where),
+        head, table(summary), "\nmemory", table(memory_lines(r["memory"])),
+        "\nwhere PE-array time went", table(where),
         "\nops", table(_op_rows(r["per_op"], r["phase"], r["step_s"]), ["op", "calls", "busy", "stalled", "share"]),
         f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall",
     ])

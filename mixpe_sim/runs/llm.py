@@ -197,8 +197,18 @@ def _traffic_and_utilisation(hw: HardwareConfig, total: Tally, time_s: float) ->
 
 
 def _stalls(total: Tally) -> dict[str, float]:
+    """Where the array's time went, in seconds; non-negative and summing to the step time.
+
+    With block extrapolation a cause's share is a difference of two runs and can come out slightly
+    negative (adding a block can shorten a wait elsewhere); such a cause is shown as zero and the
+    positive causes are scaled so the total is unchanged.
+    """
     out = {"compute": total.get("compute_ps", 0.0) / PS_PER_S}
     out.update({k.split(".", 1)[1]: v / PS_PER_S for k, v in total.items() if k.startswith("stall.")})
+    positive = sum(v for v in out.values() if v > 0)
+    if positive and any(v < 0 for v in out.values()):
+        scale = sum(out.values()) / positive
+        out = {cause: v * scale if v > 0 else 0.0 for cause, v in out.items()}
     return out
 
 
