@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import simpy
@@ -19,6 +21,7 @@ import simpy
 from mixpe_sim.config import load_hardware
 from mixpe_sim.runs.gemm import run_gemm
 from mixpe_sim.runs.llm import Workload, run_request, run_step
+from mixpe_sim.trace.recording import TraceRecording
 from mixpe_sim.workload.models import load_model
 
 
@@ -49,6 +52,30 @@ def timed(label: str, target_s: float | None, job: Callable[[], dict[str, Any]])
     return row
 
 
+def memory_presets(llama: Any) -> list[dict[str, Any]]:
+    """The default run on DRAM presets: simulation cost grows with the channels a transfer spans."""
+    return [timed(f"run default, memory {memory}", None, lambda memory=memory: run_request(
+        load_hardware(memory=memory), llama, Workload())) for memory in ("ddr4-3200", "hbm3")]
+
+
+def trace_overhead(hw: Any, llama: Any) -> list[dict[str, Any]]:
+    """The same exact decode step with the default (null) sink twice and with a tile-level trace."""
+    wl = Workload(prompt=2047, gen=2)
+    rows = [timed("decode step --exact, tracing off (repeat)", None,
+                  lambda: run_step(hw, llama, wl, "decode", 2048, exact=True))]
+    with tempfile.TemporaryDirectory() as out:
+        recording = TraceRecording(Path(out), "tile", hw.array.rows * hw.array.cols)
+
+        def traced() -> dict[str, Any]:
+            result = run_step(hw, llama, wl, "decode", 2048, exact=True, trace=recording)
+            recording.close()
+            return result
+
+        rows.append(timed("decode step --exact, tile-level trace", None, traced))
+        rows[-1]["trace_mb"] = round((Path(out) / "trace.json").stat().st_size / 1e6, 1)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exact", action="store_true", help="also run prompt 2048 + 256 in --exact mode")
@@ -56,20 +83,23 @@ def main() -> None:
     args = parser.parse_args()
     hw = load_hardware()
     llama = load_model("llama-2-7b")
+    long_run = timed("run prompt 2048 + gen 256, default", 20.0,
+                     lambda: run_request(hw, llama, Workload(prompt=2048, gen=256)))
     rows = [
         timed("gemm M=64 N=K=4096", 0.5, lambda: run_gemm(hw, 64, 4096, 4096)),
         timed("decode step, context 2048, --exact", 2.0,
               lambda: run_step(hw, llama, Workload(prompt=2047, gen=2), "decode", 2048, exact=True)),
         timed("run default (prompt 512, gen 32)", 60.0, lambda: run_request(hw, llama, Workload())),
-        timed("run prompt 2048 + gen 256, default", 20.0,
-              lambda: run_request(hw, llama, Workload(prompt=2048, gen=256))),
+        long_run,
+        *memory_presets(llama),
+        *trace_overhead(hw, llama),
     ]
     if args.exact:
-        rows.append(timed("run prompt 2048 + gen 256, --exact", None,
-                          lambda: run_request(hw, llama, Workload(prompt=2048, gen=256), exact=True)))
-        default, exact = rows[-2], rows[-1]
+        exact = timed("run prompt 2048 + gen 256, --exact", None,
+                      lambda: run_request(hw, llama, Workload(prompt=2048, gen=256), exact=True))
+        rows.append(exact)
         for key in ("ttft_s", "tpot_s"):
-            default[f"{key}_error_vs_exact"] = default[key] / exact[key] - 1
+            long_run[f"{key}_error_vs_exact"] = long_run[key] / exact[key] - 1
     report = {"raw_simpy_timeouts_per_s": round(raw_simpy_timeouts_per_s()), "cases": rows}
     if args.json:
         print(json.dumps(report, indent=2))

@@ -22,6 +22,10 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="simulate every block of every step (no extrapolation or interpolation)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write result.json and CSV tables to DIR")
+    parser.add_argument("--trace", action="store_true",
+                        help="also write DIR/trace.json (Perfetto), DIR/timeline.csv and, with the plot extra, PNGs")
+    parser.add_argument("--trace-level", choices=["layer", "tile", "transaction"], default="tile",
+                        help="trace detail: ops and blocks; + tiles, stalls, DMA (default); + DRAM transactions")
 
 
 def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
@@ -36,8 +40,41 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[
 
     if args.out is not None:
         write_run_outputs(args.out, result)
+        if getattr(args, "trace", False):
+            _plot_if_available(args.out)
     emit(args, result, render)
     return 0
+
+
+def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Run `simulate(trace_sink)`; with --trace the trace and timeline land in --out, or nothing does."""
+    from mixpe_sim.errors import ConfigError
+    from mixpe_sim.trace.recording import TraceRecording
+    from mixpe_sim.trace.sink import NULL_SINK
+
+    if not args.trace:
+        return simulate(NULL_SINK)
+    if args.out is None:
+        raise ConfigError("--trace", "", "needs --out DIR to write trace.json and timeline.csv into")
+    recording = TraceRecording(args.out, args.trace_level, hw.array.rows * hw.array.cols)
+    try:
+        result = simulate(recording)
+    except BaseException:
+        recording.abort()
+        raise
+    recording.close()
+    return result
+
+
+def _plot_if_available(out_dir: Path) -> None:
+    import sys
+
+    from mixpe_sim.report.plots import MissingPlotExtra, plot_dir
+
+    try:
+        plot_dir(out_dir)
+    except MissingPlotExtra as exc:
+        sys.stderr.write(f"mixpe-sim: note: {exc}; trace.json and timeline.csv were written\n")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -50,8 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     show = not args.json
     try:
-        result = run_request(hw, model, _workload(args, args.prompt, args.gen), exact=args.exact,
-                             decode_samples=args.decode_samples, progress=progress_reporter(show))
+        wl = _workload(args, args.prompt, args.gen)
+        result = _traced(args, hw, lambda trace: run_request(
+            hw, model, wl, exact=args.exact, decode_samples=args.decode_samples, trace=trace,
+            progress=progress_reporter(show)))
     finally:
         finish_progress(show)
     return _finish(args, result, render_run)
@@ -66,7 +105,8 @@ def cmd_step(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     context = args.context
     wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
-    return _finish(args, run_step(hw, model, wl, args.phase, context, args.exact), render_step)
+    result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
+    return _finish(args, result, render_step)
 
 
 def register_run(sub: Any) -> None:
@@ -147,5 +187,55 @@ def register_compare(sub: Any) -> None:
     compare.set_defaults(handler=cmd_compare)
 
 
-COMMANDS: list[Callable[[Any], None]] = [register_run, register_compare]
+def cmd_plot(args: argparse.Namespace) -> int:
+    import sys
+
+    from mixpe_sim.report.plots import plot_dir
+
+    for path in plot_dir(args.dir):
+        sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def register_plot(sub: Any) -> None:
+    plot = sub.add_parser("plot", help="PNGs from a run/step --trace --out DIR, a compare --out DIR or a sweep DIR")
+    plot.add_argument("dir", type=Path, metavar="DIR")
+    plot.set_defaults(handler=cmd_plot)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import sys
+
+    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.tables import render_sweep
+    from mixpe_sim.sweep.driver import run_sweep
+
+    out_dir = args.out or Path("sweep-" + args.file.stem)
+    report = progress_reporter(True)
+
+    def progress(finished: int, failed: int, remaining: int, total: int) -> None:
+        filled = round(20 * finished / total) if total else 20
+        report(f"[{'#' * filled}{'.' * (20 - filled)}] {finished}/{total} finished, {failed} failed, "
+               f"{remaining} remaining")
+
+    try:
+        outcome = run_sweep(args.file, out_dir, args.workers, args.scheduler, progress)
+    finally:
+        finish_progress(True)
+    sys.stdout.write(render_sweep(outcome, out_dir) + "\n")
+    return 1 if any(row["status"] != "ok" for row in outcome.rows) else 0
+
+
+def register_sweep(sub: Any) -> None:
+    sweep = sub.add_parser("sweep", help="run a grid of design points (resumable; local pool or Dask)")
+    sweep.add_argument("file", type=Path, metavar="FILE", help="sweep YAML (docs/sweeps.md)")
+    sweep.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler, e.g. tcp://host:8786 (needs the dask extra); overrides --workers")
+    sweep.add_argument("--out", type=Path, metavar="DIR",
+                       help="results directory (default: sweep-<file name>); rerunning skips finished points")
+    sweep.set_defaults(handler=cmd_sweep)
+
+
+COMMANDS: list[Callable[[Any], None]] = [register_run, register_compare, register_plot, register_sweep]
 

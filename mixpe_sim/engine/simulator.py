@@ -51,7 +51,7 @@ class _OpCompletion:
 def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK) -> RawRun:
     """Run `program` to completion from an idle machine (empty buffers, closed DRAM rows)."""
     env = simpy.Environment()
-    mem = build_memory(env, hw.memory)
+    mem = build_memory(env, hw.memory, trace)
     buffers = {
         "weight": Buffer(env, "weight", hw.buffers.weight, trace),
         "activation": Buffer(env, "activation", hw.buffers.activation, trace),
@@ -75,6 +75,8 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK)
                     default=0)
     if not array.process.processed or any(completion.pending):
         raise RuntimeError("simulation deadlocked: a tile waits for buffer space that is never released")
+    if trace.enabled:
+        _trace_program_structure(trace, program, counters, array_end, env.now)
     buffer_counters = {name: buf.counters for name, buf in buffers.items() if name != "scale"}
     if hw.buffers.scale:
         buffer_counters["scale"] = buffers["scale"].counters
@@ -82,6 +84,24 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK)
         time_ps=env.now, events=events, array_end_ps=array_end, ops=counters,
         buffers=buffer_counters, memory=mem.counters, memory_channels=mem.channels,
     )
+
+
+def _trace_program_structure(trace: TraceSink, program: Program, counters: list[OpCounters], array_end_ps: int,
+                             end_ps: int) -> None:
+    """Controller tracks: each op from its first to its last tile, each transformer block; and the
+    array's final drain as a stall, so the traced stalls add up to the counted ones."""
+    layers: dict[int, tuple[int, int]] = {}
+    for index, (op, c) in enumerate(zip(program.ops, counters, strict=True)):
+        if c.start_ps < 0:
+            continue
+        trace.span("controller", "ops", op.name, c.start_ps, c.end_ps, {"op": index, "kind": op.kind})
+        if op.layer >= 0:
+            start, end = layers.get(op.layer, (c.start_ps, c.end_ps))
+            layers[op.layer] = (min(start, c.start_ps), max(end, c.end_ps))
+    for layer, (start, end) in sorted(layers.items()):
+        trace.span("controller", "layers", f"layer {layer}", start, end, {"layer": layer})
+    if end_ps > array_end_ps:
+        trace.span("pe_array", "stall", "drain", array_end_ps, end_ps)
 
 
 def _run_to_completion(env: simpy.Environment) -> int:

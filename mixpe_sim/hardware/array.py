@@ -76,8 +76,8 @@ class _ComputeUnit:
         waited = self.env.now - start_ps
         if waited:
             self.counters[op].stall_ps[cause] += waited
-            if self._trace.enabled:
-                self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
+            if self._trace.enabled:  # the op is the one of the next tile slice on the "tiles" lane
+                self._trace.span(self.name, "stall", cause, start_ps, self.env.now)
 
     def _reserve_output(self, op: int, nbytes: int) -> Generator[simpy.Event, None, None]:
         start = self.env.now
@@ -166,9 +166,13 @@ class PEArray(_ComputeUnit):
     def _trace_tile(self, step: TileStep, entry: _TileEntry, start: int) -> None:
         op = self.operands.ops[step.op]
         cost = entry.cost
-        self._trace.span(self.name, "tiles", op.name, start, self.env.now,
-                         {"op": step.op, "m": step.mt, "n": step.nt, "k": step.kt, "macs": cost.macs,
-                          "dequant_ops": cost.dequant_ops})
+        # the MAC part and the tail where a slower overlapped resource held the MACs back, as counted
+        compute_end = start + entry.compute_ps
+        self._trace.span(self.name, "tiles", op.name, start, compute_end,
+                         {"op": step.op, "m": step.mt, "n": step.nt, "k": step.kt,
+                          "active_pes": round(entry.active_pe_cycles / max(1, cost.compute_cycles), 3)})
+        if self.env.now > compute_end:
+            self._trace.span(self.name, "stall", entry.overlap_stall_cause, compute_end, self.env.now)
         if cost.dequant_ops:
             self._trace.span("dequant", "dequant", f"{op.dequant} dequant", start,
                              start + cycles_to_ps(cost.dequant_cycles, self._freq_hz),

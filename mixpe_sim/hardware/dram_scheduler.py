@@ -16,6 +16,7 @@ import simpy
 from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, MemoryConfig
 from mixpe_sim.hardware.memory import DramMemory, FlatMemory, IdealMemory, MemoryCounters, count_bytes
 from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 
 
 @dataclass
@@ -35,10 +36,10 @@ class _Part:
 
 
 class ScheduledDram:
-    def __init__(self, env: simpy.Environment, cfg: DramMemoryConfig) -> None:
+    def __init__(self, env: simpy.Environment, cfg: DramMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
         self.env = env
         self.cfg = cfg
-        self.timing = DramMemory(cfg)
+        self.timing = DramMemory(cfg, trace)
         self.channels = cfg.channels
         self._queues: list[list[_Part]] = [[] for _ in range(cfg.channels)]
         self._wakeups: list[simpy.Event | None] = [None] * cfg.channels
@@ -75,7 +76,7 @@ class ScheduledDram:
                 yield self._wakeups[channel]
                 continue
             part = self._pick(channel)
-            finish = timing.serve(channel, part.lo, part.hi, env.now)
+            finish = timing.serve(channel, part.lo, part.hi, env.now, part.transfer.is_write)
             self._finish_part(part, finish)
             decide_at = timing.bus_free_ps(channel) - lead
             if decide_at > env.now:
@@ -94,9 +95,9 @@ class ScheduledDram:
 MemoryModel = IdealMemory | FlatMemory | DramMemory | ScheduledDram
 
 
-def build_memory(env: simpy.Environment, cfg: MemoryConfig) -> MemoryModel:
+def build_memory(env: simpy.Environment, cfg: MemoryConfig, trace: TraceSink = NULL_SINK) -> MemoryModel:
     if isinstance(cfg, DramMemoryConfig):
-        return ScheduledDram(env, cfg) if cfg.scheduler == "fr_fcfs" else DramMemory(cfg)
+        return ScheduledDram(env, cfg, trace) if cfg.scheduler == "fr_fcfs" else DramMemory(cfg, trace)
     if isinstance(cfg, FlatMemoryConfig):
-        return FlatMemory(cfg)
-    return IdealMemory(cfg)
+        return FlatMemory(cfg, trace)
+    return IdealMemory(cfg, trace)

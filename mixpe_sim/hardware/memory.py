@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, IdealMemoryConfig
 from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.units import PS_PER_S, ceil_div, ns_to_ps
 
 
@@ -44,31 +45,37 @@ class _BusyUntil:
 class IdealMemory(_BusyUntil):
     """Every transfer completes the moment it is issued."""
 
-    def __init__(self, cfg: IdealMemoryConfig) -> None:
+    def __init__(self, cfg: IdealMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
         self.cfg = cfg
         self.channels = 1
         self.counters = MemoryCounters(channel_busy_ps=[0])
+        self._trace = trace
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         _count(self.counters, nbytes, is_write, latency_ps=0)
+        if self._trace.enabled:
+            self._trace.span("dram", "link", _direction(is_write), now_ps, now_ps, {"bytes": nbytes})
         return now_ps
 
 
 class FlatMemory(_BusyUntil):
     """One link of fixed bandwidth plus a fixed latency (the MixPE authors' model)."""
 
-    def __init__(self, cfg: FlatMemoryConfig) -> None:
+    def __init__(self, cfg: FlatMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
         self.cfg = cfg
         self.channels = 1
         self._latency_ps = ns_to_ps(cfg.latency_ns)
         self._bus_free_ps = 0
         self.counters = MemoryCounters(channel_busy_ps=[0])
+        self._trace = trace
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         start = max(now_ps, self._bus_free_ps)
         duration = ceil_div(nbytes * PS_PER_S, self.cfg.bw_bytes_per_s)
         self._bus_free_ps = start + duration
         self.counters.channel_busy_ps[0] += duration
+        if self._trace.enabled:
+            self._trace.span("dram", "link", _direction(is_write), start, start + duration, {"bytes": nbytes})
         finish = self._bus_free_ps + self._latency_ps
         _count(self.counters, nbytes, is_write, latency_ps=finish - now_ps)
         return finish
@@ -91,8 +98,9 @@ class _Channel:
 class DramMemory(_BusyUntil):
     """Channels x banks with row buffers, JEDEC-style timing, address interleave and refresh."""
 
-    def __init__(self, cfg: DramMemoryConfig) -> None:
+    def __init__(self, cfg: DramMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
         self.cfg = cfg
+        self._trace = trace
         t = cfg.timing
         self.channels = cfg.channels
         self._trcd, self._tcl, self._trp = ns_to_ps(t.trcd_ns), ns_to_ps(t.tcl_ns), ns_to_ps(t.trp_ns)
@@ -148,7 +156,7 @@ class DramMemory(_BusyUntil):
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         finish = now_ps
         for ch, lo, hi in self.channel_ranges(addr, nbytes):
-            end = self.serve(ch, lo, hi, now_ps)
+            end = self.serve(ch, lo, hi, now_ps, is_write)
             if end > finish:
                 finish = end
         _count(self.counters, nbytes, is_write, latency_ps=finish - now_ps)
@@ -180,7 +188,7 @@ class DramMemory(_BusyUntil):
         """How long before its data a row miss must be started (precharge, activate, CAS)."""
         return self._trp + self._trcd + self._tcl
 
-    def serve(self, index: int, lo: int, hi: int, now_ps: int) -> int:
+    def serve(self, index: int, lo: int, hi: int, now_ps: int, is_write: bool = False) -> int:
         """Book channel-local bytes [lo, hi) on channel `index` no earlier than now; return last-byte time.
 
         The loop walks the row segments of the range; it is the simulator's hottest code, so the
@@ -194,6 +202,7 @@ class DramMemory(_BusyUntil):
         hits = misses = bursts_total = 0
         pos = lo
         data_end = now_ps
+        first_data = -1
         while pos < hi:
             if (now_ps if now_ps > ch.bus_free else ch.bus_free) >= ch.next_refresh:
                 self._refresh(ch, max(now_ps, ch.bus_free))
@@ -226,6 +235,8 @@ class DramMemory(_BusyUntil):
             if bus_free > data_start:
                 data_start = bus_free
             data_end = data_start + bursts * tburst
+            if first_data < 0:
+                first_data = data_start
             ch.bus_free = data_end
             bursts_total += bursts
             if closed_page:  # auto-precharge after the access
@@ -239,7 +250,14 @@ class DramMemory(_BusyUntil):
         counters.row_misses += misses
         counters.bursts += bursts_total
         counters.channel_busy_ps[index] += bursts_total * tburst
+        if self._trace.enabled:
+            self._trace.span("dram", f"channel {index}", _direction(is_write), first_data, data_end,
+                             {"bytes": hi - lo})
         return data_end
+
+
+def _direction(is_write: bool) -> str:
+    return "write" if is_write else "read"
 
 
 def count_bytes(counters: MemoryCounters, nbytes: int, is_write: bool) -> None:

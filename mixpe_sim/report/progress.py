@@ -1,4 +1,4 @@
-"""Progress on long runs: tqdm when the `progress` extra is installed, a plain line otherwise.
+"""Progress on long runs: one status line on stderr, rewritten in place (no extra dependency).
 
 Silent when stderr is not a terminal (CI, pipes, --json consumers).
 """

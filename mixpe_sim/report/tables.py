@@ -169,3 +169,22 @@ def render_compare(r: dict[str, Any]) -> str:
     lines += ["\nmean over models", table(mean_rows, ["hw", "norm time", "norm energy", "speedup", "energy saving"])]
     lines.append(f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall")
     return "\n".join(lines)
+
+
+def render_sweep(outcome: Any, out_dir: Any, limit: int = 20) -> str:
+    """The fastest points first, then every failure with its error."""
+    rows = outcome.rows
+    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["metrics"]["latency_s"])
+    failed = [r for r in rows if r["status"] != "ok"]
+    keys = list(dict.fromkeys(k for r in rows for k in r["values"]))
+    header = ["point", *keys, "latency", "energy"]
+    body = [[str(r["point"]), *(str(r["values"].get(k, "")) for k in keys), fmt_time(r["metrics"]["latency_s"]),
+             f"{r['metrics']['energy_j']:.4g} J"] for r in ok[:limit]]
+    lines = [f"sweep: {len(outcome.points)} points, {len(ok)} ok, {len(failed)} failed; ran {outcome.ran} now, "
+             f"skipped {outcome.skipped} already finished; results in {out_dir}"]
+    if body:
+        more = f" (fastest {limit} of {len(ok)})" if len(ok) > limit else ""
+        lines += [f"\nby latency{more}", table(body, header)]
+    for r in failed:
+        lines.append(f"point {r['point']} {r['values']}: {r['status']}: {r['error']}")
+    return "\n".join(lines)

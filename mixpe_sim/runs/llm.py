@@ -18,11 +18,12 @@ from typing import Any
 
 from mixpe_sim import __version__
 from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.engine.simulator import simulate
 from mixpe_sim.errors import ConfigError
 from mixpe_sim.report.summary import memory_stats
 from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_layers
-from mixpe_sim.trace.sink import NULL_SINK, TraceSink
+from mixpe_sim.trace.sink import NULL_SINK, ShiftedSink, TraceSink
 from mixpe_sim.units import PS_PER_S
 from mixpe_sim.workload.compile import block_class, compile_step
 from mixpe_sim.workload.graph import Phase, StepShape
@@ -50,6 +51,7 @@ class StepOutcome:
     layers_ps: list[float]
     events: int
     memory: dict[str, Any]
+    traced_ps: int  # length of the simulation that went to the trace sink (0 if none did)
 
 
 def _shape(hw: HardwareConfig, wl: Workload, phase: Phase, context: int) -> StepShape:
@@ -73,9 +75,12 @@ def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Pha
     shape = _shape(hw, wl, phase, context)
     if not extrapolates_blocks(model, exact):
         program = compile_step(model, hw, shape)
+        if trace.enabled:
+            trace.instant("controller", f"{phase} step, context {context}, every block simulated", 0)
         raw = simulate(hw, program, trace)
         tally = tally_of(hw, program, raw)
-        return StepOutcome(without_layers(tally), layer_times(tally), raw.events, memory_stats(hw, raw))
+        return StepOutcome(without_layers(tally), layer_times(tally), raw.events, memory_stats(hw, raw),
+                           raw.time_ps if trace.enabled else 0)
     prefix = list(range(PREFIX_BLOCKS))
     representative: dict[tuple[tuple[int, int], ...], int] = {}
     for layer in range(PREFIX_BLOCKS, model.layers):
@@ -86,9 +91,15 @@ def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Pha
     events = base_raw.events
     delta: dict[tuple[tuple[int, int], ...], tuple[Tally, float]] = {}
     memory: dict[str, Any] = {}
+    traced_ps = 0
     for cls, layer in representative.items():
         program = compile_step(model, hw, shape, [*prefix, layer])
-        raw = simulate(hw, program, trace if not delta else NULL_SINK)
+        step_trace = trace if not delta else NULL_SINK  # the first representative program is traced
+        if step_trace.enabled:
+            step_trace.instant("controller", f"{phase} step, context {context}: blocks {[*prefix, layer]} "
+                               f"simulated, the other {model.layers - PREFIX_BLOCKS - 1} extrapolated", 0)
+        raw = simulate(hw, program, step_trace)
+        traced_ps = traced_ps or (raw.time_ps if step_trace.enabled else 0)
         grown = tally_of(hw, program, raw)
         events += raw.events
         memory = memory or memory_stats(hw, raw)
@@ -97,7 +108,7 @@ def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Pha
     classes = [block_class(hw, model, layer) for layer in range(PREFIX_BLOCKS, model.layers)]
     tally = combine([(1.0, without_layers(base)), *((1.0, delta[cls][0]) for cls in classes)])
     layers = layer_times(base) + [delta[cls][1] for cls in classes]
-    return StepOutcome(tally, layers, events, memory)
+    return StepOutcome(tally, layers, events, memory, traced_ps)
 
 
 def decode_contexts(wl: Workload) -> list[int]:
@@ -140,7 +151,9 @@ def run_request(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool 
     decode_memory: dict[str, Any] = {}
     for index, context in enumerate(chosen, 1):
         report(f"decode step {index}/{len(chosen)}, context {context}")
-        outcome = simulate_step(hw, model, wl, "decode", context, exact)
+        # the trace shows the prefill and, after it, the first decode step (one output token)
+        step_trace = ShiftedSink(trace, prefill.traced_ps) if index == 1 and trace.enabled else NULL_SINK
+        outcome = simulate_step(hw, model, wl, "decode", context, exact, step_trace)
         sampled[context] = outcome.tally
         events += outcome.events
         decode_memory = outcome.memory
@@ -223,6 +236,8 @@ def _per_op(tally: Tally, phase: str) -> list[dict[str, Any]]:
         "stall_s": tally[f"op.{name}.stall_ps"] / PS_PER_S,
         "macs": round(tally[f"op.{name}.macs"]),
         "dequant_ops": round(tally[f"op.{name}.dequant_ops"]),
+        "dram_bytes": round(tally[f"op.{name}.dram_bytes"]),
+        **{f"stall_{cause}_s": tally[f"op.{name}.stall.{cause}"] / PS_PER_S for cause in STALL_CAUSES},
     } for name in names]
 
 

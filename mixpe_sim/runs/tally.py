@@ -33,11 +33,12 @@ def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
         t[f"stall.{cause}"] = value
     for part, value in s.energy.as_dict().items():
         t[f"energy.{part}"] = value
-    for op, c in zip(program.ops, raw.ops, strict=True):
+    for op, c, moved in zip(program.ops, raw.ops, program.dram_bytes_per_op(), strict=True):
         prefix = f"op.{op_base_name(op.name)}."
         stalled = sum(c.stall_ps.values())
+        per_cause = ((f"stall.{cause}", value) for cause, value in c.stall_ps.items())
         for key, value in (("calls", 1), ("busy_ps", c.busy_ps), ("stall_ps", stalled), ("macs", c.macs),
-                           ("dequant_ops", c.dequant_ops), ("tiles", c.tiles)):
+                           ("dequant_ops", c.dequant_ops), ("tiles", c.tiles), ("dram_bytes", moved), *per_cause):
             t[prefix + key] = t.get(prefix + key, 0) + value
         if op.kind == "gemm" and op.layer >= 0:
             layer_key = f"layer.{op.layer}"

@@ -91,6 +91,21 @@ class Program:
         """Tokens of one buffer in order of first use (the lowering numbers tokens at first use)."""
         return [token.token_id for token in self.tokens if token.buffer == buffer]
 
+    def dram_bytes_per_op(self) -> list[int]:
+        """DRAM bytes each op moves: the tiles it is first to read plus the results it writes back."""
+        moved = [0] * len(self.ops)
+        loaded: set[int] = set()
+        for step in self.steps:
+            reads = (step.weight_token, step.activation_token) if isinstance(step, TileStep) else (step.in_token,)
+            for token_id in reads:
+                if token_id not in loaded:
+                    loaded.add(token_id)
+                    token = self.tokens[token_id]
+                    moved[step.op] += token.payload_bytes + token.scale_bytes
+            if isinstance(step, VectorStep) or step.last_k:
+                moved[step.op] += step.out_bytes
+        return moved
+
     def stores_per_op(self) -> list[int]:
         counts = [0] * len(self.ops)
         for step in self.steps:

@@ -1,0 +1,1 @@
+"""Design-space sweeps: sweep file -> points -> executor (local or Dask) -> append-only result store."""

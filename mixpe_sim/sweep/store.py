@@ -1,0 +1,54 @@
+"""The results store of a sweep: DIR/results.jsonl, one JSON row per finished point, append-only.
+
+Each row is written with one write() and fsync'd before the next point is reported, so a killed sweep
+loses at most the point being written; a torn last line is ignored on reading and rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.jsonl"
+# rows with these statuses are final: a rerun skips them. "error" (an unexpected exception) is retried.
+FINAL_STATUSES = ("ok", "failed")
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open() as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn line of a killed sweep: that point runs again
+            if isinstance(row, dict) and "config_hash" in row:
+                yield row
+
+
+def finished_hashes(path: Path) -> set[str]:
+    return {row["config_hash"] for row in read_rows(path) if row.get("status") in FINAL_STATUSES}
+
+
+class ResultStore:
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = out_dir / RESULTS_FILE
+        self._needs_newline = self.path.exists() and not self.path.read_bytes().endswith(b"\n") \
+            and self.path.stat().st_size > 0
+
+    def append(self, row: dict[str, Any]) -> None:
+        text = json.dumps(row, sort_keys=True, allow_nan=False) + "\n"
+        if self._needs_newline:  # close a torn line so this row starts on its own
+            text = "\n" + text
+            self._needs_newline = False
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
