@@ -6,6 +6,7 @@ User errors print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +44,18 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
     return value
+
+
+def output_dir(text: str) -> Path:
+    """An --out DIR that can be created or written into, checked before any simulation runs."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' exists and is not a directory")
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot create or write into '{text}' ('{existing}' is not a writable directory)")
+    return path
 
 
 def add_hardware_options(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except MixpeError as exc:
         sys.stderr.write(f"mixpe-sim: error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:  # reading or writing a path the user named (full disk, permissions, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"mixpe-sim: error: {where}{exc.strerror or exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("mixpe-sim: interrupted\n")

@@ -1,4 +1,4 @@
-"""Commands beyond gemm/list/validate: run, step (and later compare, sweep, plot)."""
+"""Commands beyond gemm/list/validate: run, step, compare, plot, sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, positive_int
+from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, output_dir, positive_int
 
 
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact", action="store_true",
                         help="simulate every block of every step (no extrapolation or interpolation)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write result.json and CSV tables to DIR")
+    parser.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json and CSV tables to DIR")
     parser.add_argument("--trace", action="store_true",
                         help="also write DIR/trace.json (Perfetto), DIR/timeline.csv and, with the plot extra, PNGs")
     parser.add_argument("--trace-level", choices=["layer", "tile", "transaction"], default="tile",
@@ -183,7 +183,7 @@ def register_compare(sub: Any) -> None:
     compare.add_argument("--quantize-lm-head", action="store_true")
     compare.add_argument("--exact", action="store_true")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--out", type=Path, metavar="DIR", help="write result.json to DIR")
+    compare.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json to DIR")
     compare.set_defaults(handler=cmd_compare)
 
 
@@ -232,7 +232,7 @@ def register_sweep(sub: Any) -> None:
     sweep.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler, e.g. tcp://host:8786 (needs the dask extra); overrides --workers")
-    sweep.add_argument("--out", type=Path, metavar="DIR",
+    sweep.add_argument("--out", type=output_dir, metavar="DIR",
                        help="results directory (default: sweep-<file name>); rerunning skips finished points")
     sweep.set_defaults(handler=cmd_sweep)
 

@@ -50,6 +50,8 @@ def test_gemm_human_summary(capsys: pytest.CaptureFixture[str]) -> None:
     (["gemm", "--set", "buffers.weight.capacity_bytes=64", "--m", "64", "--n", "4096", "--k", "4096"],
      "buffers.weight.capacity_bytes: too small for one tile"),
     (["run", "--model", "gpt-7"], "unknown model 'gpt-7'"),
+    (["run", "--out", "pyproject.toml"], "'pyproject.toml' exists and is not a directory"),
+    (["sweep", "any.yaml", "--out", "pyproject.toml/results"], "cannot create or write into 'pyproject.toml/results'"),
 ])
 def test_bad_input_exits_2_with_one_line(args: list[str], expected: str) -> None:
     result = run_cli(*args)

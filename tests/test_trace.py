@@ -197,6 +197,12 @@ def test_plot_of_a_directory_without_data_is_a_clear_error(tmp_path: Path, capsy
     assert "nothing to plot" in capsys.readouterr().err
 
 
+def test_plot_of_a_damaged_file_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "result.json").write_text('{"per_op": [')
+    assert main(["plot", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'result.json'}: not mixpe-sim output" in capsys.readouterr().err
+
+
 def test_compare_out_dir_plots_a_bar_chart(tmp_path: Path) -> None:
     assert main(["compare", "--hw", "mixpe-w4a16", "--hw", "fp16", "--model", TINY, "--prompt", "32", "--gen", "2",
                  "--out", str(tmp_path), "--json"]) == 0

@@ -48,24 +48,38 @@ def plot_dir(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         raise MixpeError(f"{out_dir}: not a directory")
     plt = _pyplot()
+    sources = {"timeline.csv": _timeline_plots, "result.json": _result_plots, "results.jsonl": _sweep_plots}
     written: list[Path] = []
-    timeline = out_dir / "timeline.csv"
-    if timeline.exists():
-        rows = _read_csv(timeline)
-        written += [_bandwidth(plt, rows, out_dir), _occupancy(plt, rows, out_dir)]
-    result_path = out_dir / "result.json"
-    if result_path.exists():
-        result = json.loads(result_path.read_text())
-        if "per_op" in result:
-            written += [_stalls_per_op(plt, result, out_dir), _roofline(plt, result, out_dir)]
-        if "rows" in result and "reference" in result:
-            written.append(_compare(plt, result, out_dir))
-    sweep = out_dir / "results.jsonl"
-    if sweep.exists():
-        written.append(_pareto(plt, sweep, out_dir))
+    for name, draw in sources.items():
+        path = out_dir / name
+        if not path.exists():
+            continue
+        try:
+            written += draw(plt, path, out_dir)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # a damaged or foreign file
+            raise MixpeError(f"{path}: not mixpe-sim output ({type(exc).__name__}: {exc})") from None
     if not written:
-        raise MixpeError(f"{out_dir}: nothing to plot (expected timeline.csv, result.json or results.jsonl)")
+        raise MixpeError(f"{out_dir}: nothing to plot (expected {', '.join(sources)})")
     return written
+
+
+def _timeline_plots(plt: Any, path: Path, out_dir: Path) -> list[Path]:
+    rows = _read_csv(path)
+    return [_bandwidth(plt, rows, out_dir), _occupancy(plt, rows, out_dir)]
+
+
+def _result_plots(plt: Any, path: Path, out_dir: Path) -> list[Path]:
+    result = json.loads(path.read_text())
+    written = []
+    if "per_op" in result:
+        written += [_stalls_per_op(plt, result, out_dir), _roofline(plt, result, out_dir)]
+    if "rows" in result and "reference" in result:
+        written.append(_compare(plt, result, out_dir))
+    return written
+
+
+def _sweep_plots(plt: Any, path: Path, out_dir: Path) -> list[Path]:
+    return [_pareto(plt, path, out_dir)]
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
