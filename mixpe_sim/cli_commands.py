@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, output_dir, positive_int
+from mixpe_sim.trace.chrome import TRACE_LEVELS
 
 
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json and CSV tables to DIR")
     parser.add_argument("--trace", action="store_true",
                         help="also write DIR/trace.json (Perfetto), DIR/timeline.csv and, with the plot extra, PNGs")
-    parser.add_argument("--trace-level", choices=["layer", "tile", "transaction"], default="tile",
+    parser.add_argument("--trace-level", choices=TRACE_LEVELS, default="tile",
                         help="trace detail: ops and blocks; + tiles, stalls, DMA (default); + DRAM transactions")
 
 

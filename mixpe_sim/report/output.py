@@ -19,13 +19,13 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see either the old file or the complete new one."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as handle:
+            handle.write(data)
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

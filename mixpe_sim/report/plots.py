@@ -8,9 +8,8 @@ matplotlib is an optional extra (`pip install 'mixpe-sim[plot]'`).
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.errors import MixpeError
 from mixpe_sim.hardware.pe import parallelism
-from mixpe_sim.report.output import publish
+from mixpe_sim.report.output import write_atomic
 
 DPI = 120
 COMPUTE_COLOR = "tab:green"
@@ -88,14 +87,12 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
-        publish(tmp, path)
+        fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
+    write_atomic(path, png.getvalue())
     return path
 
 
@@ -210,9 +207,9 @@ def _compare(plt: Any, result: dict[str, Any], out_dir: Path) -> Path:
 
 
 def _pareto(plt: Any, path: Path, out_dir: Path) -> Path:
-    from mixpe_sim.sweep.store import read_rows
+    from mixpe_sim.sweep.store import latest_by_hash
 
-    latest = {row["config_hash"]: row for row in read_rows(path)}  # a retried point's last row counts
+    latest = latest_by_hash(path)
     points = sorted((row["metrics"]["latency_s"], row["metrics"]["energy_j"], f"p{row['point']}")
                     for row in latest.values() if row["status"] == "ok")
     front, best = [], float("inf")

@@ -12,7 +12,7 @@ from mixpe_sim.report.files import csv_text
 from mixpe_sim.report.output import write_atomic
 from mixpe_sim.sweep.execute import execute
 from mixpe_sim.sweep.spec import Point, expand, load_sweep
-from mixpe_sim.sweep.store import ResultStore, finished_hashes, read_rows
+from mixpe_sim.sweep.store import ResultStore, finished_hashes, latest_by_hash
 
 SUMMARY_FILE = "summary.csv"
 Progress = Callable[[int, int, int, int], None]  # finished, failed, remaining, total
@@ -51,7 +51,7 @@ def run_sweep(path: Path, out_dir: Path, workers: int = 1, scheduler: str | None
 
 
 def latest_rows(path: Path, points: list[Point]) -> list[dict[str, Any]]:
-    latest = {row["config_hash"]: row for row in read_rows(path)}
+    latest = latest_by_hash(path)
     return [latest[p.config_hash] for p in points if p.config_hash in latest]
 
 

@@ -30,16 +30,28 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                 yield row
 
 
+def latest_by_hash(path: Path) -> dict[str, dict[str, Any]]:
+    """The last row of each point: a retried point's newer row replaces its `error` row."""
+    return {row["config_hash"]: row for row in read_rows(path)}
+
+
 def finished_hashes(path: Path) -> set[str]:
     return {row["config_hash"] for row in read_rows(path) if row.get("status") in FINAL_STATUSES}
+
+
+def _ends_mid_line(path: Path) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 class ResultStore:
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / RESULTS_FILE
-        self._needs_newline = self.path.exists() and not self.path.read_bytes().endswith(b"\n") \
-            and self.path.stat().st_size > 0
+        self._needs_newline = _ends_mid_line(self.path)
 
     def append(self, row: dict[str, Any]) -> None:
         text = json.dumps(row, sort_keys=True, allow_nan=False) + "\n"

@@ -49,12 +49,12 @@ class TimelineRecorder:
                 self._add("active_pes", start_ps, end_ps, args["active_pes"] * (end_ps - start_ps))
 
     def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
+        self._extend(time_ps)
         key = f"{component}.{name}"
         previous = self._levels.get(key)
         if previous is not None and time_ps > previous[0]:
             self._add(key, previous[0], time_ps, previous[1] * (time_ps - previous[0]))
         self._levels[key] = (time_ps, value)
-        self._extend(time_ps)
 
     def instant(self, component: str, name: str, time_ps: int, args: dict[str, Any] | None = None) -> None:
         return None
@@ -113,8 +113,8 @@ class TimelineRecorder:
                 self.series[key] = [bins[i] + bins[i + 1] for i in range(0, len(bins), 2)]
 
     def _add(self, key: str, start_ps: int, end_ps: int, amount: float) -> None:
-        """Spread `amount` evenly over [start, end); an instantaneous amount goes to its window."""
-        self._extend(end_ps)
+        """Spread `amount` evenly over [start, end); an instantaneous amount goes to its window.
+        The caller has already extended the run to `end_ps`."""
         width = self.window_ps
         bins = self.series.setdefault(key, [])
         first = start_ps // width
