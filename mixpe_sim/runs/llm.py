@@ -226,8 +226,9 @@ def _stalls(total: Tally) -> dict[str, float]:
 
 
 def _per_op(tally: Tally, phase: str) -> list[dict[str, Any]]:
+    # ties (e.g. the two norms of a block) are broken by name: set order depends on the hash seed
     names = sorted({k.split(".")[1] for k in tally if k.startswith("op.")},
-                   key=lambda n: -(tally[f"op.{n}.busy_ps"] + tally[f"op.{n}.stall_ps"]))
+                   key=lambda n: (-(tally[f"op.{n}.busy_ps"] + tally[f"op.{n}.stall_ps"]), n))
     return [{
         "phase": phase,
         "op": name,
