@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixpe_sim.hardware.pe import parallelism
+from mixpe_sim.arch.pe import parallelism
 from mixpe_sim.runs.gemm import compile_gemm, run_gemm
 from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import weight_gemm

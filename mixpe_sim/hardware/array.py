@@ -19,7 +19,7 @@ from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import OpCounters
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.dma import StoreDMA, StoreRequest
-from mixpe_sim.hardware.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
+from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
 from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps

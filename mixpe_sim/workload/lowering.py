@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mixpe_sim.hardware.pe import DequantPlacement
+from mixpe_sim.arch.pe import DequantPlacement
 from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.program import NO_OP, OpInfo, Program, TileStep, Token, TokenBuffer, VectorStep

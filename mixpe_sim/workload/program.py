@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from mixpe_sim.hardware.pe import DequantPlacement
+from mixpe_sim.arch.pe import DequantPlacement
 
 TokenBuffer = Literal["weight", "activation"]
 NO_OP = -1

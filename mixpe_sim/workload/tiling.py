@@ -16,7 +16,7 @@ from typing import Literal
 
 from mixpe_sim.config.models import BufferConfig, HardwareConfig
 from mixpe_sim.errors import WorkloadError
-from mixpe_sim.hardware.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
+from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 
