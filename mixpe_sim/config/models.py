@@ -137,6 +137,8 @@ class DramMemoryConfig(Frozen):
     # On the engine's streaming DMA traffic both give the same times within 0.1% (docs/memory.md).
     scheduler: Literal["fcfs", "fr_fcfs"] = "fcfs"
     queue_depth: PositiveInt = 16  # transactions per channel the scheduler may choose among
+    # Bytes the memory system holds (weights + KV cache + activations); the serving model's KV budget.
+    capacity_bytes: PositiveInt
     timing: DramTiming
     energy: MemoryEnergy
 
@@ -168,6 +170,8 @@ class FlatMemoryConfig(Frozen):
     source: str = ""
     bw_bytes_per_s: PositiveInt
     latency_ns: NonNegativeFloat = 0.0
+    # None: the paper's model states no capacity; treated as unbounded (said in results that use it).
+    capacity_bytes: PositiveInt | None = None
     energy: MemoryEnergy
 
     @property
@@ -181,6 +185,7 @@ class IdealMemoryConfig(Frozen):
     kind: Literal["ideal"]
     name: str
     source: str = ""
+    capacity_bytes: PositiveInt | None = None  # None: unbounded
     energy: MemoryEnergy
 
     @property
