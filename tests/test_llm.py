@@ -28,7 +28,9 @@ def analytic_step_macs(model: ModelSpec, batch: int, seq: int, context: int) -> 
     rows = batch * seq
     h, q, kv, inter = model.hidden, model.q_dim, model.kv_dim, model.intermediate
     ffn = 3 * h * inter if model.gated_mlp else 2 * h * inter
-    per_layer = rows * (h * (q + 2 * kv) + q * h + ffn) + 2 * batch * model.heads * seq * context * model.head_dim
+    before = context - seq  # causal: new token t sees before + t + 1 keys
+    visible = seq * before + seq * (seq + 1) // 2
+    per_layer = rows * (h * (q + 2 * kv) + q * h + ffn) + 2 * batch * model.heads * visible * model.head_dim
     return model.layers * per_layer + batch * h * model.vocab
 
 
@@ -57,7 +59,7 @@ def test_per_step_macs_equal_the_analytic_count(name: str, phase: str, context: 
     hw = hw_with()
     model = load_model(name)
     seq = context if phase == "prefill" else 1
-    program = compile_step(model, hw, StepShape(phase, 2, seq, context, 16, 16, False))
+    program = compile_step(model, hw, StepShape.uniform(phase, 2, seq, context, 16, 16, False))
     assert sum(op.macs for op in program.ops) == analytic_step_macs(model, 2, seq, context)
 
 
@@ -65,7 +67,7 @@ def test_graph_is_a_checked_dag_in_forward_order() -> None:
     import networkx as nx
 
     model = load_model("llama-3-8b")
-    graph = forward_graph(model, StepShape("decode", 1, 1, 16, 16, 16, False), layers=[0, 1])
+    graph = forward_graph(model, StepShape.uniform("decode", 1, 1, 16, 16, 16, False), layers=[0, 1])
     assert nx.is_directed_acyclic_graph(graph)
     assert next(iter(nx.topological_sort(graph))) == "embed"
     assert graph.has_edge("L0.qkv_proj", "L0.rope") and graph.has_edge("L0.rope", "L0.qk")

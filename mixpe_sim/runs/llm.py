@@ -56,8 +56,8 @@ class StepOutcome:
 
 def _shape(hw: HardwareConfig, wl: Workload, phase: Phase, context: int) -> StepShape:
     seq = context if phase == "prefill" else 1
-    return StepShape(phase=phase, batch=wl.batch, seq=seq, context=context, kv_bits=wl.kv_bits,
-                     activation_bits=hw.quant.activation_bits, quantize_lm_head=wl.quantize_lm_head)
+    return StepShape.uniform(phase=phase, batch=wl.batch, seq=seq, context=context, kv_bits=wl.kv_bits,
+                             activation_bits=hw.quant.activation_bits, quantize_lm_head=wl.quantize_lm_head)
 
 
 def extrapolates_blocks(model: ModelSpec, exact: bool) -> bool:

@@ -14,6 +14,17 @@ from mixpe_sim.workload.program import NO_OP, Program
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
 
 UNQUANTIZED_BITS = 16
+# Causal GEMMs compute whole rows of a diagonal tile up to its last row's visible key, so the masked
+# products they still compute grow with the tokens per row tile; capping a row tile at this many
+# query tokens bounds that waste to < 64 per row and head (docs/modelling.md "Attention").
+CAUSAL_ROW_TILE_TOKENS = 128
+
+
+def causal_row_limit(node: GemmNode) -> int:
+    """Largest row tile (rows) for a causal GEMM with several new tokens; 0 = no limit."""
+    if node.mask is None or node.m <= node.mask.group:
+        return 0
+    return CAUSAL_ROW_TILE_TOKENS * node.mask.group
 
 
 def block_class(hw: HardwareConfig, model: ModelSpec, layer: int) -> tuple[tuple[int, int], ...]:
@@ -49,9 +60,10 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
     for node in ordered_nodes(graph):
         if isinstance(node, GemmNode):
             spec = gemm_spec_for(node, hw, shape, model.layers)
-            tiling = choose_tiling(spec, budget, hw.dequant.placement)
+            row_limit = causal_row_limit(node)
+            tiling = choose_tiling(spec, budget, hw.dequant.placement, row_limit)
             if node.weight == "kv":
-                key = (node.layer, "k" if node.n == shape.context else "v")
+                key = (node.layer, node.kv_cache)
                 weights = kv_cache.setdefault(key, builder.allocate(spec.weight_bytes))
             else:
                 weights = builder.allocate(spec.weight_bytes)
@@ -59,7 +71,8 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
             outputs = builder.allocate(spec.output_bytes)
             op = builder.add_gemm(spec, tiling, hw.dequant.placement, weights, activations, outputs,
                                   activation_after_op=op_of.get(node.input, NO_OP),
-                                  weight_after_op=op_of.get(node.kv_input, NO_OP))
+                                  weight_after_op=op_of.get(node.kv_input, NO_OP), mask=node.mask,
+                                  group="attention" if node.weight == "kv" else "linear")
         else:
             op, outputs = _lower_vector(builder, node, shape.activation_bits, op_of, region_of, chunk_bytes)
         op_of[node.name] = op
@@ -76,6 +89,7 @@ def _lower_vector(builder: ProgramBuilder, node: VectorNode, bits: int, op_of: d
     inputs = region_of[producers[-1]] if producers else builder.allocate(nbytes)
     outputs = builder.allocate(nbytes)
     chunk_elements = max(1, chunk_bytes * BITS_PER_BYTE // bits)
+    group = "attention" if op_base_name(node.name).startswith("softmax") else "vector"
     op = builder.add_vector(node.name, node.layer, node.elements, node.ops_per_element, bits,
-                            inputs, outputs, after_op, chunk_elements)
+                            inputs, outputs, after_op, chunk_elements, group)
     return op, outputs

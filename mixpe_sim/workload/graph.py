@@ -42,6 +42,30 @@ class Tensor:
 
 
 @dataclass(frozen=True, slots=True)
+class CausalMask:
+    """Which products of an attention GEMM are visible under the causal mask.
+
+    Query rows are token-major: row r is new token r // group (the `group` query heads sharing one
+    KV head are adjacent). New token t sees the keys 0 .. context_before + t.
+    `masked_dim` is the GEMM dimension that runs over keys: "n" for QK^T, "k" for PV.
+    """
+
+    group: int
+    context_before: int
+    masked_dim: Literal["n", "k"]
+
+    def visible_keys(self, row: int) -> int:
+        """Keys visible to query row `row` (0-based)."""
+        return self.context_before + row // self.group + 1
+
+    def visible_products(self, rows: int) -> int:
+        """Sum over the first `rows` query rows of their visible keys (closed form per full token)."""
+        tokens, rest = divmod(rows, self.group)
+        full = self.group * (tokens * self.context_before + tokens * (tokens + 1) // 2)
+        return full + rest * (self.context_before + tokens + 1)
+
+
+@dataclass(frozen=True, slots=True)
 class GemmNode:
     name: str
     layer: int
@@ -53,6 +77,8 @@ class GemmNode:
     quantized: bool  # weights stored at the hardware's low-bit format (else 16 bit)
     input: str  # producer of the A operand ("" = already in DRAM)
     kv_input: str  # producer the KV operand waits for ("" for static weights)
+    kv_cache: str = ""  # identity of the KV-cache tensor read ("" for static weights)
+    mask: CausalMask | None = None  # attention: products outside the causal mask are skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +94,70 @@ Node = GemmNode | VectorNode
 
 
 @dataclass(frozen=True, slots=True)
-class StepShape:
-    """What one forward step processes."""
+class SequenceShape:
+    """One sequence of a step: `new_tokens` processed now, attending to `context_before` earlier
+    tokens (already in the KV cache) and causally to the new tokens before them.
 
-    phase: Phase
-    batch: int
-    seq: int  # new tokens per sequence: the prompt length in prefill, 1 in decode
-    context: int  # KV length attended to (including the new tokens)
+    Prefill: new = prompt, before = 0. Decode: new = 1, before = context - 1. A chunk of a chunked
+    prefill: new = chunk, before = tokens of the prompt already processed.
+    `emits_token`: the step computes this sequence's next-token logits (false for a prefill chunk
+    that does not finish its prompt).
+    """
+
+    new_tokens: int
+    context_before: int = 0
+    emits_token: bool = True
+
+    @property
+    def context(self) -> int:
+        """KV length attended to by the last new token (including the new tokens)."""
+        return self.context_before + self.new_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class StepShape:
+    """What one forward step processes: a batch of sequences, each with its own shape."""
+
+    sequences: tuple[SequenceShape, ...]
     kv_bits: int
     activation_bits: int
     quantize_lm_head: bool
+
+    def __post_init__(self) -> None:
+        if not self.sequences:
+            raise WorkloadError("a step needs at least one sequence")
+        for i, s in enumerate(self.sequences):
+            if s.new_tokens < 1 or s.context_before < 0:
+                raise WorkloadError(f"sequence {i}: new_tokens must be >= 1 and context_before >= 0 "
+                                    f"(got {s.new_tokens}, {s.context_before})")
+
+    @classmethod
+    def uniform(cls, phase: Phase, batch: int, seq: int, context: int, kv_bits: int, activation_bits: int,
+                quantize_lm_head: bool) -> StepShape:
+        """`batch` equal sequences of `seq` new tokens each, attending over `context` tokens in all
+        (so `context - seq` earlier ones). Prefill: seq = context; decode: seq = 1."""
+        if phase == "decode" and seq != 1:
+            raise WorkloadError(f"a decode step processes one new token per sequence (got {seq})")
+        if context < seq:
+            raise WorkloadError(f"context {context} is shorter than the {seq} new tokens")
+        return cls((SequenceShape(seq, context - seq),) * batch, kv_bits, activation_bits, quantize_lm_head)
+
+    @property
+    def tokens(self) -> int:
+        """Rows of the linear layers: the new tokens of all sequences."""
+        return sum(s.new_tokens for s in self.sequences)
+
+    @property
+    def logit_rows(self) -> int:
+        return sum(1 for s in self.sequences if s.emits_token)
+
+    def attention_groups(self) -> list[tuple[int, int, int]]:
+        """(new_tokens, context_before, count): sequences of equal shape, in order of first appearance."""
+        counts: dict[tuple[int, int], int] = {}
+        for s in self.sequences:
+            key = (s.new_tokens, s.context_before)
+            counts[key] = counts.get(key, 0) + 1
+        return [(new, before, count) for (new, before), count in counts.items()]
 
 
 class _Forward:
@@ -110,13 +190,13 @@ class _Forward:
         return Tensor(name, x.rows, out_features)
 
     def attention_gemm(self, name: str, layer: int, a: Tensor, kv: Tensor, m: int, n: int, k: int,
-                       instances: int, out: Tensor) -> Tensor:
+                       instances: int, out: Tensor, kv_cache: str, mask: CausalMask) -> Tensor:
         if a.rows * a.cols != m * k * instances:
             raise WorkloadError(f"{name}: A operand holds {a.rows}x{a.cols}, expected {instances} x {m}x{k}")
         if out.rows * out.cols != m * n * instances:
             raise WorkloadError(f"{name}: output {out.rows}x{out.cols} != {instances} x {m}x{n}")
-        self._add(GemmNode(name, layer, m, n, k, instances, "kv", False, a.producer, kv.producer),
-                  (a.producer, kv.producer))
+        self._add(GemmNode(name, layer, m, n, k, instances, "kv", False, a.producer, kv.producer,
+                           kv_cache, mask), (a.producer, kv.producer))
         return Tensor(name, out.rows, out.cols)
 
 
@@ -131,15 +211,17 @@ def forward_graph(model: ModelSpec, shape: StepShape, layers: Sequence[int] | No
     if model.family == "paper-linear":
         _paper_linear(fwd, model, blocks)
         return fwd.graph
-    rows = shape.batch * shape.seq
+    rows = shape.tokens
     h = model.hidden
     x = fwd.vector("embed", -1, "embed_with_positions" if model.learned_positions else "embed",
                    [], Tensor("", rows, h))
     for layer in blocks:
         x = _block(fwd, model, shape, layer, x)
     norm = "layer_norm" if model.family == "opt" else "rms_norm"
-    last = fwd.vector("final_norm", -1, norm, [x], Tensor("", shape.batch, h), elements=shape.batch * h)
-    fwd.linear("lm_head", -1, last, h, model.vocab, quantized=shape.quantize_lm_head)
+    logits = shape.logit_rows  # only the last token of each sequence that emits one
+    if logits:
+        last = fwd.vector("final_norm", -1, norm, [x], Tensor("", logits, h), elements=logits * h)
+        fwd.linear("lm_head", -1, last, h, model.vocab, quantized=shape.quantize_lm_head)
     return fwd.graph
 
 
@@ -173,19 +255,38 @@ def _block(fwd: _Forward, model: ModelSpec, shape: StepShape, layer: int, x: Ten
 
 
 def _attention(fwd: _Forward, model: ModelSpec, shape: StepShape, layer: int, q: Tensor, kv: Tensor) -> Tensor:
-    """QK^T, softmax, PV per (sequence, KV head); GQA folds the query heads of a group into rows."""
+    """QK^T, softmax, PV per (sequence, KV head), causal; GQA folds the query heads of a group into rows.
+
+    Sequences of equal shape share one op (instances = sequences x KV heads); with several shapes
+    each gets its own ops, named with a "[new+before]" suffix. K and V of a KV head are read once
+    for all the query heads of its group.
+    """
+    groups = shape.attention_groups()
+    out = q
+    for index, (new, before, count) in enumerate(groups):
+        suffix = "" if len(groups) == 1 else f"[{new}+{before}]"
+        out = _attention_group(fwd, model, layer, q, kv, new, before, count, suffix, index)
+    return Tensor(out.producer, shape.tokens, model.q_dim)
+
+
+def _attention_group(fwd: _Forward, model: ModelSpec, layer: int, q: Tensor, kv: Tensor, new: int,
+                     before: int, count: int, suffix: str, index: int) -> Tensor:
     p = f"L{layer}."
     group = model.heads // model.kv_heads
-    instances = shape.batch * model.kv_heads
-    m = group * shape.seq  # query rows per instance
-    d, ctx = model.head_dim, shape.context
-    q_only = Tensor(q.producer, shape.batch * shape.seq, model.q_dim)
+    instances = count * model.kv_heads
+    m = group * new  # query rows per instance
+    d, ctx = model.head_dim, before + new
+    q_only = Tensor(q.producer, count * new, model.q_dim)
     kv_cache = Tensor(kv.producer, instances * ctx, d)
-    scores = fwd.attention_gemm(p + "qk", layer, q_only, kv_cache, m=m, n=ctx, k=d, instances=instances,
-                                out=Tensor("", instances * m, ctx))
-    probs = fwd.vector(p + "softmax", layer, "softmax", [scores], Tensor("", instances * m, ctx))
-    return fwd.attention_gemm(p + "pv", layer, probs, kv_cache, m=m, n=d, k=ctx, instances=instances,
-                              out=Tensor("", shape.batch * shape.seq, model.q_dim))
+    score_mask = CausalMask(group, before, "n")
+    visible = score_mask.visible_products(m) * instances  # score elements inside the mask
+    scores = fwd.attention_gemm(p + "qk" + suffix, layer, q_only, kv_cache, m=m, n=ctx, k=d, instances=instances,
+                                out=Tensor("", instances * m, ctx), kv_cache=f"k{index}", mask=score_mask)
+    probs = fwd.vector(p + "softmax" + suffix, layer, "softmax", [scores], Tensor("", instances * m, ctx),
+                       elements=visible)
+    return fwd.attention_gemm(p + "pv" + suffix, layer, probs, kv_cache, m=m, n=d, k=ctx, instances=instances,
+                              out=Tensor("", count * new, model.q_dim), kv_cache=f"v{index}",
+                              mask=CausalMask(group, before, "k"))
 
 
 def _paper_linear(fwd: _Forward, model: ModelSpec, blocks: Sequence[int]) -> None:

@@ -15,6 +15,9 @@ from typing import Literal, NamedTuple
 from mixpe_sim.arch.pe import DequantPlacement
 
 TokenBuffer = Literal["weight", "activation"]
+# what an op is for, so results can show attention apart from the weight GEMMs:
+# "linear" (weight GEMMs), "attention" (QK^T, softmax, PV), "vector" (norms, activations, residuals)
+OpGroup = Literal["linear", "attention", "vector"]
 NO_OP = -1
 
 
@@ -48,6 +51,7 @@ class OpInfo:
     macs: int  # analytic MAC count of the whole op (all instances)
     elements: int  # vector ops: elements processed
     instances: int = 1  # independent copies folded into this op (heads, batch)
+    group: OpGroup = "linear"
 
 
 class TileStep(NamedTuple):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
 from mixpe_sim.config.models import BufferConfig, HardwareConfig
 from mixpe_sim.errors import WorkloadError
-from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 
@@ -100,7 +100,8 @@ def _weight_fits(spec: GemmSpec, budget: TileBudget, kt: int, nt: int, capacity:
 
 
 @lru_cache(maxsize=4096)
-def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str) -> Tiling:
+def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int = 0) -> Tiling:
+    """Best tiling; `row_limit` > 0 caps Mt (causal attention bounds its diagonal-tile waste)."""
     arr = budget.array
     par = parallelism(arr.kind, spec.weight_bits, spec.activation_bits)
     precision = precision_of(spec, placement)
@@ -109,6 +110,8 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str) -> Tiling:
     k_options = [k for k in _candidate_sizes(k_base, spec.k) if k % k_base == 0 or k == spec.k]
     n_options = _candidate_sizes(min(spec.n, arr.cols * par.pf_w), spec.n)
     m_options = _candidate_sizes(min(spec.m, arr.rows * par.pf_a), spec.m)
+    if row_limit:
+        m_options = [m for m in m_options if m <= row_limit] or m_options[:1]
     best: tuple[tuple[float, int, int], Tiling] | None = None
     for kt in k_options:
         for nt in n_options:
