@@ -243,6 +243,10 @@ class HardwareConfig(Frozen):
     buffers: BuffersConfig
     memory: MemoryConfig
     energy: EnergyTable
+    # How attention runs (docs/modelling.md "Attention"): "unfused" = QK^T, softmax and PV as three
+    # ops with scores and probabilities through DRAM; "fused" = FlashAttention-style tiling over K/V
+    # blocks with online softmax, scores on chip.
+    attention: Literal["fused", "unfused"] = "unfused"
 
     @model_validator(mode="after")
     def _check_cross_refs(self) -> HardwareConfig:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import simpy
 from simpy.core import EmptySchedule
 
-from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.config.models import BufferConfig, HardwareConfig
 from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
 from mixpe_sim.hardware.buffers import Buffer
@@ -58,8 +58,10 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK)
         "output": Buffer(env, "output", hw.buffers.output, trace),
     }
     buffers["scale"] = Buffer(env, "scale", hw.buffers.scale, trace) if hw.buffers.scale else buffers["weight"]
+    buffers["on_chip"] = _on_chip_scratch(env)
     completion = _OpCompletion(env, program)
     ready = [ArrivalEvent(env) for _ in program.tokens]
+    _arm_on_chip_tokens(program, ready)
     counters = [OpCounters() for _ in program.ops]
     operands = Operands(program.tokens, list(program.token_uses), ready, completion.done, program.ops, buffers)
     store = StoreDMA(env, mem, buffers["output"], completion.on_store, trace)
@@ -77,13 +79,26 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK)
         raise RuntimeError("simulation deadlocked: a tile waits for buffer space that is never released")
     if trace.enabled:
         _trace_program_structure(trace, program, counters, array_end, env.now)
-    buffer_counters = {name: buf.counters for name, buf in buffers.items() if name != "scale"}
+    buffer_counters = {name: buf.counters for name, buf in buffers.items() if name not in ("scale", "on_chip")}
     if hw.buffers.scale:
         buffer_counters["scale"] = buffers["scale"].counters
     return RawRun(
         time_ps=env.now, events=events, array_end_ps=array_end, ops=counters,
         buffers=buffer_counters, memory=mem.counters, memory_channels=mem.channels,
     )
+
+
+def _on_chip_scratch(env: simpy.Environment) -> Buffer:
+    """Stand-in buffer for fused attention's on-chip tokens (zero bytes: nothing is reserved)."""
+    return Buffer(env, "on_chip", BufferConfig(capacity_bytes=1, double_buffered=False, port_bytes_per_cycle=1),
+                  NULL_SINK)
+
+
+def _arm_on_chip_tokens(program: Program, ready: list[ArrivalEvent]) -> None:
+    """Tokens produced and consumed on chip (fused attention) are never loaded: ready at once."""
+    for token in program.tokens:
+        if token.buffer == "on_chip":
+            ready[token.token_id].arm(0)
 
 
 def _trace_program_structure(trace: TraceSink, program: Program, counters: list[OpCounters], array_end_ps: int,

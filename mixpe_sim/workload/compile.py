@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import networkx as nx
+
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
+from mixpe_sim.workload.flash import FlashRegions, FlashShape, choose_flash_tiling, lower_fused_attention
 from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
 from mixpe_sim.workload.graph import GemmNode, StepShape, VectorNode, forward_graph, ordered_nodes
 from mixpe_sim.workload.lowering import ProgramBuilder, Region
@@ -55,10 +58,19 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
     op_of: dict[str, int] = {}
     region_of: dict[str, Region] = {}
     kv_cache: dict[tuple[int, str], Region] = {}
+    fused: dict[str, tuple[int, Region]] = {}  # PV node -> (fused op, O region); its softmax is absorbed
     # vector ops stream in chunks that fit one activation tile and one output tile
     chunk_bytes = min(budget.activation.tile_bytes, budget.output.tile_bytes)
     for node in ordered_nodes(graph):
-        if isinstance(node, GemmNode):
+        if node.name in fused:
+            op, outputs = fused.pop(node.name)
+        elif isinstance(node, GemmNode) and node.mask is not None and node.mask.masked_dim == "n" \
+                and hw.attention == "fused":
+            pv = _fused_pv_node(graph, node.name)
+            op, outputs = _lower_fused(builder, node, pv, hw, shape, budget, op_of, region_of, kv_cache)
+            fused[pv.name] = (op, outputs)
+            fused[_softmax_name(graph, node.name)] = (op, outputs)
+        elif isinstance(node, GemmNode):
             spec = gemm_spec_for(node, hw, shape, model.layers)
             row_limit = causal_row_limit(node)
             tiling = choose_tiling(spec, budget, hw.dequant.placement, row_limit)
@@ -78,6 +90,34 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
         op_of[node.name] = op
         region_of[node.name] = outputs
     return builder.build()
+
+
+def _softmax_name(graph: nx.DiGraph, qk: str) -> str:
+    return next(iter(graph.successors(qk)))
+
+
+def _fused_pv_node(graph: nx.DiGraph, qk: str) -> GemmNode:
+    """The PV op that consumes the probabilities of this QK^T (via its softmax)."""
+    return graph.nodes[next(iter(graph.successors(_softmax_name(graph, qk))))]["op"]
+
+
+def _lower_fused(builder: ProgramBuilder, qk: GemmNode, pv: GemmNode, hw: HardwareConfig, shape: StepShape,
+                 budget: TileBudget, op_of: dict[str, int], region_of: dict[str, Region],
+                 kv_cache: dict[tuple[int, str], Region]) -> tuple[int, Region]:
+    """One FlashAttention-style op for QK^T, softmax and PV (flash.py)."""
+    assert qk.mask is not None
+    flash = FlashShape(m=qk.m, ctx=qk.n, d=qk.k, instances=qk.instances, mask=qk.mask, kv_bits=shape.kv_bits,
+                       activation_bits=shape.activation_bits)
+    tiling = choose_flash_tiling(flash, budget, hw.vector.lanes)
+    kv_bytes = flash.kv_block_bytes(flash.ctx) * flash.instances
+    q_bytes = flash.q_block_bytes(flash.m) * flash.instances
+    k = kv_cache.setdefault((qk.layer, qk.kv_cache), builder.allocate(kv_bytes))
+    v = kv_cache.setdefault((pv.layer, pv.kv_cache), builder.allocate(kv_bytes))
+    q = region_of.get(qk.input) or builder.allocate(q_bytes)
+    o = builder.allocate(q_bytes)
+    regions = FlashRegions(q, k, v, o, op_of.get(qk.input, NO_OP), op_of.get(qk.kv_input, NO_OP))
+    op, _softmax = lower_fused_attention(builder, qk.name, qk.layer, flash, tiling, regions)
+    return op, o
 
 
 def _lower_vector(builder: ProgramBuilder, node: VectorNode, bits: int, op_of: dict[str, int],

@@ -42,6 +42,21 @@ class ProgramBuilder:
         self.next_addr += ceil_div(max(nbytes, 1), DRAM_ALIGN_BYTES) * DRAM_ALIGN_BYTES
         return region
 
+    def add_op(self, info: OpInfo) -> int:
+        self.ops.append(info)
+        return len(self.ops) - 1
+
+    def new_token(self, buffer: TokenBuffer, addr: int, payload: int, after_op: int) -> int:
+        return self._token(buffer, addr, payload, 0, after_op)
+
+    def use(self, token_id: int) -> None:
+        self.token_uses[token_id] += 1
+
+    def new_output(self) -> int:
+        out_id = self.next_out_id
+        self.next_out_id += 1
+        return out_id
+
     def _token(self, buffer: TokenBuffer, addr: int, payload: int, scales: int, after_op: int) -> int:
         token_id = len(self.tokens)
         self.tokens.append(Token(token_id, buffer, addr, payload, scales, after_op))

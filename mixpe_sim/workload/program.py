@@ -14,7 +14,9 @@ from typing import Literal, NamedTuple
 
 from mixpe_sim.arch.pe import DequantPlacement
 
-TokenBuffer = Literal["weight", "activation"]
+# "on_chip": data a fused op produces and consumes on chip (scores, probabilities): never loaded
+# from DRAM, ready at once, no buffer space accounted (docs/modelling.md "Attention")
+TokenBuffer = Literal["weight", "activation", "on_chip"]
 # what an op is for, so results can show attention apart from the weight GEMMs:
 # "linear" (weight GEMMs), "attention" (QK^T, softmax, PV), "vector" (norms, activations, residuals)
 OpGroup = Literal["linear", "attention", "vector"]
@@ -67,7 +69,7 @@ class TileStep(NamedTuple):
     first_k: bool
     last_k: bool
     out_addr: int
-    out_bytes: int  # bytes written back to DRAM when the tile is complete
+    out_bytes: int  # bytes written back to DRAM when the tile is complete (0: the result stays on chip)
 
 
 class VectorStep(NamedTuple):

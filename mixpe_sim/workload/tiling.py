@@ -70,7 +70,7 @@ class Tiling:
     est_dram_bytes: int
 
 
-def _candidate_sizes(base: int, limit: int) -> list[int]:
+def candidate_sizes(base: int, limit: int) -> list[int]:
     """base x {1, 2, 3, 4, 6, 8, 12, ...} below `limit`, plus `limit` itself."""
     values = {limit}
     for factor in (1, 3):
@@ -107,9 +107,9 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit:
     precision = precision_of(spec, placement)
     # per-group dequant needs whole groups in a tile; other placements only need sensible sizes
     k_base = spec.group_size if spec.quantized and placement == "per_group" else min(spec.k, 16)
-    k_options = [k for k in _candidate_sizes(k_base, spec.k) if k % k_base == 0 or k == spec.k]
-    n_options = _candidate_sizes(min(spec.n, arr.cols * par.pf_w), spec.n)
-    m_options = _candidate_sizes(min(spec.m, arr.rows * par.pf_a), spec.m)
+    k_options = [k for k in candidate_sizes(k_base, spec.k) if k % k_base == 0 or k == spec.k]
+    n_options = candidate_sizes(min(spec.n, arr.cols * par.pf_w), spec.n)
+    m_options = candidate_sizes(min(spec.m, arr.rows * par.pf_a), spec.m)
     if row_limit:
         m_options = [m for m in m_options if m <= row_limit] or m_options[:1]
     best: tuple[tuple[float, int, int], Tiling] | None = None
