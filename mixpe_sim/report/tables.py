@@ -183,7 +183,7 @@ def render_compare(r: dict[str, Any]) -> str:
 
 
 def render_iso_area(r: dict[str, Any]) -> str:
-    lines = [f"every design re-sized to {r['target_area_mm2']:.2f} mm^2 (+-5%); normalized to {r['reference']} "
+    lines = [f"every design re-sized to {r['target_area_mm2']:.2f} mm^2 (+-2.5%); normalized to {r['reference']} "
              "(per phase; speedup = 1 / norm time)"]
     header = ["hw", "area", "array", "prefill", "norm", "decode", "norm", "energy", "norm", "decode bound by"]
     body = []

@@ -63,11 +63,14 @@ def run_compare(hw_specs: list[str], models: list[str], wl: Workload, reference:
             m = measured[(hw_name, model_name)]
             rows.append({"hw": hw_name, "model": model_name, "time_s": m["time_s"], "energy_j": m["energy_j"],
                          "norm_time": m["time_s"] / ref["time_s"], "norm_energy": m["energy_j"] / ref["energy_j"],
-                         "energy_breakdown_j": m["energy_breakdown_j"]})
+                         "energy_breakdown_j": m["energy_breakdown_j"], "area_mm2": total_area_mm2(configs[hw_name])})
+    mean = _means(rows, list(configs))
+    for hw_name, hw in configs.items():
+        mean[hw_name]["area_mm2"] = total_area_mm2(hw)
     return {
         "reference": ref_name,
         "rows": rows,
-        "mean": _means(rows, list(configs)),
+        "mean": mean,
         "events": sum(m["events"] for m in measured.values()),
         "wall_s": time.perf_counter() - started,
         "config": {"hardware": {name: hw.model_dump(mode="json") for name, hw in configs.items()},

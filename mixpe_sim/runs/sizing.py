@@ -24,7 +24,8 @@ from mixpe_sim.workload.gemm import GemmSpec, weight_gemm
 from mixpe_sim.workload.models import ModelSpec
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling, precision_of
 
-ISO_AREA_TOLERANCE = 0.05
+# +-2.5 % around the target keeps any two sized designs within 5 % of each other
+ISO_AREA_TOLERANCE = 0.025
 ARRAY_SIDES = (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 # dequant lanes as multiples of the array's columns (per-weight: one weight per column per cycle)
 LANES_PER_COLUMN = (0.25, 0.5, 1, 2, 4, 8)
@@ -115,7 +116,7 @@ def size_to_area(base: HardwareConfig, target_area_mm2: float, model: ModelSpec,
         fixed = total_area_mm2(base) - sum(_compute_area(base))
         raise ConfigError("--iso-area", base.name,
                           f"no configuration of '{base.name}' fits {target_area_mm2:.2f} mm^2 within "
-                          f"{tolerance:.0%} (its buffers and vector unit alone take {fixed:.2f} mm^2)")
+                          f"{tolerance:.1%} (its buffers and vector unit alone take {fixed:.2f} mm^2)")
     ranked = []
     for area, candidate in in_window:
         prefill = estimated_cycles(candidate, model, prompt)
@@ -127,7 +128,7 @@ def size_to_area(base: HardwareConfig, target_area_mm2: float, model: ModelSpec,
         if _fits(candidate, model, prompt) and _fits(candidate, model, 1):
             sized = HardwareConfig.model_validate({**candidate.model_dump(), "name": f"{base.name}-iso"})
             return SizedDesign(sized, area, target_area_mm2, prefill, decode, len(in_window))
-    raise ConfigError("--iso-area", base.name, f"no configuration of '{base.name}' within {tolerance:.0%} of "
+    raise ConfigError("--iso-area", base.name, f"no configuration of '{base.name}' within {tolerance:.1%} of "
                       f"{target_area_mm2:.2f} mm^2 has buffers that hold one tile of every GEMM")
 
 
