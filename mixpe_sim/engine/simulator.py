@@ -109,7 +109,8 @@ def _trace_program_structure(trace: TraceSink, program: Program, counters: list[
     for index, (op, c) in enumerate(zip(program.ops, counters, strict=True)):
         if c.start_ps < 0:
             continue
-        trace.span("controller", "ops", op.name, c.start_ps, c.end_ps, {"op": index, "kind": op.kind})
+        trace.span("controller", "ops", op.name, c.start_ps, c.end_ps,
+                   {"op": index, "kind": op.kind, "group": op.group})
         if op.layer >= 0:
             start, end = layers.get(op.layer, (c.start_ps, c.end_ps))
             layers[op.layer] = (min(start, c.start_ps), max(end, c.end_ps))

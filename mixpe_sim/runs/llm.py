@@ -185,6 +185,7 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         **_traffic_and_utilisation(hw, total, e2e_s),
         "stall_breakdown_s": _stalls(total),
         "per_op": _per_op(prefill.tally, "prefill") + _per_op(decode_total, "decode"),
+        "by_group": {"prefill": _by_group(prefill.tally), "decode": _by_group(decode_total)},
         "per_layer": {"prefill_s": [v / PS_PER_S for v in prefill.layers_ps]},
         "decode_steps": [{"context": c, "step_s": s, "simulated": c in simulated}
                          for c, s in zip(contexts, step_s, strict=True)],
@@ -237,6 +238,24 @@ def _stalls(total: Tally) -> dict[str, float]:
     return out
 
 
+OP_GROUPS = ("linear", "attention", "vector")
+
+
+def _group_of(tally: Tally, name: str) -> str:
+    return next((g for g in OP_GROUPS if tally.get(f"op.{name}.in.{g}", 0.0) > 0.5), "linear")
+
+
+def _by_group(tally: Tally) -> dict[str, dict[str, float]]:
+    """Busy and stalled time, MACs and DRAM bytes of the linear layers, attention and vector ops.
+
+    Times are per unit: the array's and the vector unit's work overlap, so the groups' times add up
+    to more than the step time when both are busy."""
+    return {g: {"busy_s": tally.get(f"group.{g}.busy_ps", 0.0) / PS_PER_S,
+                "stall_s": tally.get(f"group.{g}.stall_ps", 0.0) / PS_PER_S,
+                "macs": round(tally.get(f"group.{g}.macs", 0.0)),
+                "dram_bytes": round(tally.get(f"group.{g}.dram_bytes", 0.0))} for g in OP_GROUPS}
+
+
 def _per_op(tally: Tally, phase: str) -> list[dict[str, Any]]:
     # ties (e.g. the two norms of a block) are broken by name: set order depends on the hash seed
     names = sorted({k.split(".")[1] for k in tally if k.startswith("op.")},
@@ -244,6 +263,7 @@ def _per_op(tally: Tally, phase: str) -> list[dict[str, Any]]:
     return [{
         "phase": phase,
         "op": name,
+        "group": _group_of(tally, name),
         "calls": round(tally[f"op.{name}.calls"]),
         "busy_s": tally[f"op.{name}.busy_ps"] / PS_PER_S,
         "stall_s": tally[f"op.{name}.stall_ps"] / PS_PER_S,
@@ -273,6 +293,7 @@ def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, c
         **_traffic_and_utilisation(hw, t, step_s),
         "stall_breakdown_s": _stalls(t),
         "per_op": _per_op(t, phase),
+        "by_group": _by_group(t),
         "per_layer_s": [v / PS_PER_S for v in outcome.layers_ps],
         "memory": outcome.memory,
         **area_fields(hw),

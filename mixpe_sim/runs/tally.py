@@ -44,6 +44,10 @@ def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
         for key, value in (("calls", 1), ("busy_ps", c.busy_ps), ("stall_ps", stalled), ("macs", c.macs),
                            ("dequant_ops", c.dequant_ops), ("tiles", c.tiles), ("dram_bytes", moved), *per_cause):
             t[prefix + key] = t.get(prefix + key, 0) + value
+        # attention vs linear vs vector: per op (counted like calls, so it survives extrapolation) and summed
+        t[f"{prefix}in.{op.group}"] = t.get(f"{prefix}in.{op.group}", 0) + 1
+        for key, value in (("busy_ps", c.busy_ps), ("stall_ps", stalled), ("macs", c.macs), ("dram_bytes", moved)):
+            t[f"group.{op.group}.{key}"] = t.get(f"group.{op.group}.{key}", 0) + value
         if op.kind == "gemm" and op.layer >= 0:
             layer_key = f"layer.{op.layer}"
             t[layer_key] = t.get(layer_key, 0) + c.busy_ps + stalled
