@@ -220,3 +220,17 @@ def test_cli_fused_too_small_exits_2_with_one_line(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "buffers.output.capacity_bytes" in done.stderr
+
+
+def test_long_decode_without_k_split_maps_keys_onto_the_array_rows_and_says_so() -> None:
+    """FlashDecoding-style: with one query row per KV head and no K-split, putting the keys on the
+    array rows is faster; the op is named attn_split and still moves exactly Q + K + V + O."""
+    model, context = tiny(num_key_value_heads=8), 2048
+    hw = hw_with(attention="fused", **{"array.k_split_small_m": False})
+    program = compile_step(model, hw, StepShape.uniform("decode", 1, 1, context, 16, 16, False), layers=[0])
+    (op,) = ops_named(program, "attn_split")
+    q = o = model.q_dim * BYTES
+    assert program.dram_bytes_per_op()[op] == q + 2 * model.kv_heads * context * model.head_dim * BYTES + o
+    result = run_step(hw, model, Workload(model=TINY, prompt=context - 1, gen=2), "decode", context, exact=True)
+    assert any(row["op"] == "attn_split" and row["group"] == "attention" for row in result["per_op"])
+    assert result["mode"]["attention"] == "fused"

@@ -128,8 +128,9 @@ def test_gqa_reads_proportionally_less_kv() -> None:
     assert mha_read >= kv_bytes(mha) and gqa_read >= kv_bytes(gqa)
 
 
-def test_default_mode_within_one_percent_of_exact() -> None:
-    hw = hw_with()
+@pytest.mark.parametrize("attention", ["unfused", "fused"])
+def test_default_mode_within_one_percent_of_exact(attention: str) -> None:
+    hw = hw_with(attention=attention)
     model = load_model(TINY)
     wl = Workload(model=TINY, batch=2, prompt=192, gen=24)
     exact = run_request(hw, model, wl, exact=True)
