@@ -9,15 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mixpe_sim.errors import ConfigError
 from mixpe_sim.runs.llm import Workload, run_step
 from mixpe_sim.workload.compile import compile_step
+from mixpe_sim.workload.flash import FlashRegions, FlashShape, FlashTiling, lower_fused_attention
 from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.graph import CausalMask, SequenceShape, StepShape, forward_graph
 from mixpe_sim.workload.lowering import ProgramBuilder
 from mixpe_sim.workload.models import op_base_name, parse_model
-from mixpe_sim.workload.program import Program, TileStep
+from mixpe_sim.workload.program import NO_OP, Program, TileStep
 from mixpe_sim.workload.tiling import Tiling
 from tests.conftest import DATA, hw_with
 
@@ -234,3 +237,30 @@ def test_long_decode_without_k_split_maps_keys_onto_the_array_rows_and_says_so()
     result = run_step(hw, model, Workload(model=TINY, prompt=context - 1, gen=2), "decode", context, exact=True)
     assert any(row["op"] == "attn_split" and row["group"] == "attention" for row in result["per_op"])
     assert result["mode"]["attention"] == "fused"
+
+
+@settings(max_examples=40, deadline=None)
+@given(tokens=st.integers(1, 40), group=st.sampled_from([1, 2, 4]), before=st.integers(0, 50),
+       br=st.integers(1, 64), bc=st.integers(1, 64), instances=st.integers(1, 3), kv_split=st.booleans())
+def test_fused_lowering_conserves_bytes_and_work(tokens: int, group: int, before: int, br: int, bc: int,
+                                                 instances: int, kv_split: bool) -> None:
+    """Any blocking: Q and O cross once, K and V once per query block up to its last visible key,
+    the scores never; the array covers every visible product; one O store per query block."""
+    d = 8
+    if kv_split:
+        tokens, br = 1, group
+    shape = FlashShape(m=tokens * group, ctx=before + tokens, d=d, instances=instances,
+                       mask=CausalMask(group, before, "n"), kv_bits=16, activation_bits=16)
+    b = ProgramBuilder()
+    q_bytes, kv_bytes = shape.q_block_bytes(shape.m) * instances, shape.kv_block_bytes(shape.ctx) * instances
+    regions = FlashRegions(b.allocate(q_bytes), b.allocate(kv_bytes), b.allocate(kv_bytes), b.allocate(q_bytes),
+                           NO_OP, NO_OP)
+    op, vec = lower_fused_attention(b, "L0.qk", 0, shape, FlashTiling(br, bc, kv_split, 0.0, 0), regions)
+    program = b.build()
+    seen_keys = sum(before + (min(r + br, shape.m) - 1) // group + 1 for r in range(0, shape.m, br))
+    moved = program.dram_bytes_per_op()
+    assert moved[op] == 2 * q_bytes + 2 * instances * shape.kv_block_bytes(1) * seen_keys
+    assert moved[vec] == 0
+    assert tile_macs(program, op) >= shape.macs
+    stores = [s for s in program.steps if isinstance(s, TileStep) and s.op == op and s.out_bytes]
+    assert len(stores) == instances * len(range(0, shape.m, br))
