@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixpe_sim.engine.simulator import simulate
 from mixpe_sim.errors import ConfigError
 from mixpe_sim.runs.llm import Workload, run_step
 from mixpe_sim.workload.compile import compile_step
@@ -264,3 +265,17 @@ def test_fused_lowering_conserves_bytes_and_work(tokens: int, group: int, before
     assert tile_macs(program, op) >= shape.macs
     stores = [s for s in program.steps if isinstance(s, TileStep) and s.op == op and s.out_bytes]
     assert len(stores) == instances * len(range(0, shape.m, br))
+
+
+@pytest.mark.parametrize("attention", ["unfused", "fused"])
+def test_mixed_batch_simulates_and_dram_sees_exactly_the_program_traffic(attention: str) -> None:
+    """A serving-style iteration (a prefill chunk over a prefix plus decodes) runs to completion;
+    on-chip tokens and results never reach DRAM."""
+    hw = hw_with(attention=attention)
+    program = compile_step(tiny(), hw, shape_of((24, 40), (1, 63), (1, 30)), layers=[0, 1])
+    raw = simulate(hw, program)
+    loaded = sum(t.nbytes for t in program.tokens if t.buffer != "on_chip")
+    stored = sum(s.out_bytes for s in program.steps if not isinstance(s, TileStep) or s.last_k)
+    assert raw.memory.bytes_read == loaded
+    assert raw.memory.bytes_written == stored
+    assert any(t.buffer == "on_chip" for t in program.tokens) == (attention == "fused")
