@@ -11,11 +11,11 @@ import typing
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.config.presets import resolve_preset
+from mixpe_sim.config.textfile import parse_yaml, read_text
 from mixpe_sim.errors import ConfigError
 
 DEFAULT_HARDWARE = "mixpe-w4a16"
@@ -23,20 +23,12 @@ DEFAULT_HARDWARE = "mixpe-w4a16"
 NESTED_PRESET_KEYS = ("memory", "energy")
 
 
-def load_yaml_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(str(path), "", f"invalid YAML{where}: {problem}") from None
+def load_yaml_file(path: Path, source: str | None = None) -> dict[str, Any]:
+    """A YAML file holding a mapping; `source` names it in errors (default: the path)."""
+    where = source or str(path)
+    data = parse_yaml(read_text(path, where), where)
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", "expected a mapping of keys at the top level")
+        raise ConfigError(where, "", "expected a mapping of keys at the top level")
     return data
 
 
@@ -48,8 +40,8 @@ def parse_overrides(assignments: list[str]) -> list[tuple[str, Any]]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError("--set", item, "expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--set {item}") if raw else ""
+        except ConfigError:
             value = raw
         parsed.append((key, value))
     return parsed

@@ -43,6 +43,8 @@ def energy_lines(breakdown: dict[str, float], total_j: float) -> list[list[str]]
 
 def memory_lines(stats: dict[str, Any], label: str = "memory") -> list[list[str]]:
     """Achieved bandwidth, row-hit rate, channel balance and read latency of one simulated step."""
+    if not stats:  # a phase that did not run (gen 1 has no decode step)
+        return [[f"{label}", "not simulated (no step of this phase)", ""]]
     util = stats["channel_utilization"]
     peak = stats["peak_bw_bytes_per_s"]
     rows = [
@@ -98,7 +100,8 @@ def render_run(r: dict[str, Any]) -> str:
     decode_total = r["e2e_s"] - r["ttft_s"]
     summary = [
         ["time to first token", fmt_time(r["ttft_s"])],
-        ["time per output token", fmt_time(r["tpot_s"])],
+        ["time per output token",
+         fmt_time(r["tpot_s"]) if r["tpot_s"] is not None else f"none ({r.get('tpot_note', 'no decode step')})"],
         ["end to end", fmt_time(r["e2e_s"])],
         ["output tokens/s", f"{r['tokens_per_s']:.2f}"],
         ["energy", f"{r['energy_j']:.4f} J"],

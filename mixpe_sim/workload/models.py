@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mixpe_sim.config.presets import data_root, looks_like_path
+from mixpe_sim.config.textfile import parse_json, read_text
 from mixpe_sim.errors import ConfigError
 
 Family = Literal["llama", "opt", "paper-linear"]
@@ -60,17 +60,16 @@ def load_model(spec: str) -> ModelSpec:
     """A model preset name or a path to a HuggingFace-style config.json."""
     if looks_like_path(spec):
         path = Path(spec)
-        if not path.is_file():
+        if path.is_dir():
+            raise ConfigError("--model", "", f"'{spec}' is a directory; expected a config.json file or a preset name")
+        if not path.exists():
             raise ConfigError("--model", "", f"file '{spec}' does not exist")
     else:
         files = model_files()
         if spec not in files:
             raise ConfigError("--model", "", f"unknown model '{spec}' (allowed: {', '.join(sorted(files))})")
         path = files[spec]
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read model config ({exc})") from None
+    data = parse_json(read_text(path), str(path))
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", "expected a JSON object")
     return parse_model(data, name=path.stem, source=str(path))
