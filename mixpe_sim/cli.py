@@ -6,7 +6,6 @@ User errors print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,14 +47,16 @@ def non_negative_int(text: str) -> int:
 
 def output_dir(text: str) -> Path:
     """An --out DIR that can be created or written into, checked before any simulation runs."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"'{text}' exists and is not a directory")
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(
-            f"cannot create or write into '{text}' ('{existing}' is not a writable directory)")
-    return path
+    from mixpe_sim.report.files import check_writable_dir
+
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    try:
+        return check_writable_dir(Path(text))
+    except NotADirectoryError:
+        raise argparse.ArgumentTypeError(f"'{shown}' exists and is not a directory") from None
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, NUL bytes ... raised by the checks
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise argparse.ArgumentTypeError(f"cannot create or write into '{shown}' ({reason})") from None
 
 
 def add_hardware_options(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +73,10 @@ def load_hw(args: argparse.Namespace) -> Any:
 
 
 def emit(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> None:
+    from mixpe_sim.report.files import ensure_finite
     from mixpe_sim.report.output import to_json
 
+    ensure_finite(result)
     if getattr(args, "json", False):
         sys.stdout.write(to_json(result) + "\n")
     else:

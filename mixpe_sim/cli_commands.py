@@ -21,6 +21,8 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="store the LM head at the weight precision (default: FP16, as AWQ/GPTQ do)")
     parser.add_argument("--exact", action="store_true",
                         help="simulate every block of every step (no extrapolation or interpolation)")
+    parser.add_argument("--allow-long-context", action="store_true",
+                        help="simulate prompts/contexts beyond the model's max_position_embeddings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json and CSV tables to DIR")
     parser.add_argument("--trace", action="store_true",
@@ -82,10 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mixpe_sim.report.progress import finish_progress, progress_reporter
     from mixpe_sim.report.tables import render_run
     from mixpe_sim.runs.llm import run_request
-    from mixpe_sim.workload.models import load_model
+    from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
+    check_context(model, args.prompt + args.gen - 1, "--prompt + --gen - 1", args.allow_long_context)
     show = not args.json
     try:
         wl = _workload(args, args.prompt, args.gen)
@@ -100,11 +103,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_step(args: argparse.Namespace) -> int:
     from mixpe_sim.report.tables import render_step
     from mixpe_sim.runs.llm import run_step
-    from mixpe_sim.workload.models import load_model
+    from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
     context = args.context
+    check_context(model, context, "--context", args.allow_long_context)
     wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
     result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
     return _finish(args, result, render_step)

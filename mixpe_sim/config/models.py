@@ -5,6 +5,7 @@ Validation only: these classes check values and cross-field constraints, they do
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
@@ -34,6 +35,13 @@ def _whole_number(value: object) -> object:
 def _real_number(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("expected a number, not true/false")
+    if isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 5e8 (no dot) as text
+        except ValueError:
+            return value  # pydantic reports it as not a number
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (not .inf or .nan)")
     return value
 
 

@@ -4,10 +4,47 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from mixpe_sim.errors import MixpeError
 from mixpe_sim.report.output import to_json, write_atomic
+
+
+class NonFiniteResult(MixpeError):
+    """A result holds NaN or infinity: some input made the model's arithmetic overflow."""
+
+
+def ensure_finite(result: Any, path: str = "") -> None:
+    """Raise one line naming the first result key that is NaN or infinite (the last guard before output)."""
+    if isinstance(result, float) and not math.isfinite(result):
+        raise NonFiniteResult(f"result {path or 'value'} is {result}: an input value is too large or too small "
+                              "for the model's arithmetic (check energy and timing values)")
+    if isinstance(result, dict):
+        for key, value in result.items():
+            ensure_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(result, list | tuple):
+        for index, value in enumerate(result):
+            ensure_finite(value, f"{path}[{index}]")
+
+
+def check_writable_dir(path: Path) -> Path:
+    """`path` is, or can become, a directory we may write into: proven by making (and removing) a scratch
+    directory in the deepest part that exists. Raises OSError (or ValueError) otherwise."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(0, "exists and is not a directory")
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise OSError(0, f"'{existing}' is not a directory")  # a file where a parent directory should be
+    if len(path.absolute().name.encode()) > os.pathconf(existing, "PC_NAME_MAX"):
+        raise OSError(0, "File name too long")
+    scratch = tempfile.mkdtemp(prefix=".mixpe-check.", dir=existing)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return path
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
@@ -22,6 +59,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 def write_run_outputs(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     """Write result.json and the CSV tables a run produced; returns the files written."""
+    ensure_finite(result)
     files = {"result.json": to_json(result) + "\n"}
     if "per_op" in result:
         files["per_op.csv"] = csv_text(result["per_op"])

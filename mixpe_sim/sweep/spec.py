@@ -29,8 +29,10 @@ from mixpe_sim.errors import ConfigError
 Command = Literal["run", "step", "gemm"]
 COMMON_OPTIONS = ("hw", "memory", "exact")
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "run": ("model", "batch", "prompt", "gen", "kv_bits", "quantize_lm_head", "decode_samples"),
-    "step": ("model", "batch", "phase", "context", "kv_bits", "quantize_lm_head"),
+    "run": ("model", "batch", "prompt", "gen", "kv_bits", "quantize_lm_head", "decode_samples",
+            "allow_long_context"),
+    "step": ("model", "batch", "phase", "context", "kv_bits", "quantize_lm_head",
+             "allow_long_context"),
     "gemm": ("m", "n", "k"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"run": (), "step": ("phase",), "gemm": ("m", "n", "k")}
