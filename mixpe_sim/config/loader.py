@@ -81,7 +81,8 @@ def load_hardware(
     override_sources: dict[str, str] = {}
     for key_path, value in overrides or []:
         _apply_override(data, key_path, copy.deepcopy(value))
-        override_sources[key_path] = f"--set {key_path}={value}"
+        shown = str(value) if len(str(value)) <= 60 else str(value)[:57] + "..."
+        override_sources[key_path] = f"--set {key_path}={shown}"
     try:
         return HardwareConfig.model_validate(data)
     except ValidationError as exc:
@@ -178,7 +179,9 @@ def config_error_from(
     else:
         text = error["msg"].removeprefix("Value error, ")
         given = error.get("input")
-        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+        text_given = repr(given)
+        text_given = text_given if len(text_given) <= 60 else text_given[:57] + "..."
+        shown = "" if isinstance(given, dict | list) else f" (got {text_given})"
         message = f"{text}{shown}"
     source = hw_file
     for override_key, override_source in override_sources.items():
