@@ -154,7 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    from mixpe_sim.report.signals import interrupt_on_termination
+
     try:
+        interrupt_on_termination()
         return handler(args)
     except MixpeError as exc:
         sys.stderr.write(f"mixpe-sim: error: {exc}\n")
@@ -163,6 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         sys.stderr.write(f"mixpe-sim: error: {where}{exc.strerror or exc}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("mixpe-sim: interrupted\n")
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP; str(exc) may say what was kept
+        sys.stderr.write(f"mixpe-sim: interrupted{': ' + str(exc) if str(exc) else ''}\n")
         return 130

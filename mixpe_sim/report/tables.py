@@ -181,13 +181,20 @@ def render_sweep(outcome: Any, out_dir: Any, limit: int = 20) -> str:
     failed = [r for r in rows if r["status"] != "ok"]
     keys = list(dict.fromkeys(k for r in rows for k in r["values"]))
     header = ["point", *keys, "latency", "energy"]
-    body = [[str(r["point"]), *(str(r["values"].get(k, "")) for k in keys), fmt_time(r["metrics"]["latency_s"]),
+    body = [[_point_label(r), *(str(r["values"].get(k, "")) for k in keys), fmt_time(r["metrics"]["latency_s"]),
              f"{r['metrics']['energy_j']:.4g} J"] for r in ok[:limit]]
-    lines = [f"sweep: {len(outcome.points)} points, {len(ok)} ok, {len(failed)} failed; ran {outcome.ran} now, "
+    distinct = len({p.config_hash for p in outcome.points})
+    same = f" ({distinct} distinct: equal points ran once)" if distinct != len(outcome.points) else ""
+    lines = [f"sweep: {len(outcome.points)} points{same}, {len(ok)} ok, {len(failed)} failed; ran {outcome.ran} now, "
              f"skipped {outcome.skipped} already finished; results in {out_dir}"]
     if body:
         more = f" (fastest {limit} of {len(ok)})" if len(ok) > limit else ""
         lines += [f"\nby latency{more}", table(body, header)]
     for r in failed:
-        lines.append(f"point {r['point']} {r['values']}: {r['status']}: {r['error']}")
+        lines.append(f"point {_point_label(r)} {r['values']}: {r['status']}: {r['error']}")
     return "\n".join(lines)
+
+
+def _point_label(row: dict[str, Any]) -> str:
+    """Every point number that produced this row (equal points run once)."""
+    return ",".join(map(str, row.get("points", [row["point"]])))
