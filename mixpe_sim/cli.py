@@ -66,6 +66,11 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
                         help="override one hardware config value, e.g. memory.channels=16 (repeatable)")
 
 
+def add_max_work_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-work", type=positive_int, metavar="UNITS",
+                        help="size ceiling in work units (default: about one hour of simulation; docs/sweeps.md)")
+
+
 def load_hw(args: argparse.Namespace) -> Any:
     from mixpe_sim.config import load_hardware, parse_overrides
 
@@ -89,8 +94,10 @@ def emit(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dic
 def cmd_gemm(args: argparse.Namespace) -> int:
     from mixpe_sim.report.tables import render_gemm
     from mixpe_sim.runs.gemm import run_gemm
+    from mixpe_sim.workload.limits import check_work, gemm_work
 
     hw = load_hw(args)
+    check_work(hw, gemm_work(hw, args.m, args.n, args.k), args.max_work, "--max-work")
     emit(args, run_gemm(hw, args.m, args.n, args.k), render_gemm)
     return 0
 
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     gemm.add_argument("--n", type=positive_int, required=True)
     gemm.add_argument("--k", type=positive_int, required=True)
     gemm.add_argument("--json", action="store_true", help="print one JSON object")
+    add_max_work_option(gemm)
     gemm.set_defaults(handler=cmd_gemm)
 
     listing = sub.add_parser("list", help="list presets: hardware, memory, energy, models")

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, output_dir, positive_int
+from mixpe_sim.cli import (
+    add_hardware_options,
+    add_max_work_option,
+    emit,
+    load_hw,
+    non_negative_int,
+    output_dir,
+    positive_int,
+)
 from mixpe_sim.trace.chrome import TRACE_LEVELS
 
 
@@ -21,6 +29,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="store the LM head at the weight precision (default: FP16, as AWQ/GPTQ do)")
     parser.add_argument("--exact", action="store_true",
                         help="simulate every block of every step (no extrapolation or interpolation)")
+    add_max_work_option(parser)
     parser.add_argument("--allow-long-context", action="store_true",
                         help="simulate prompts/contexts beyond the model's max_position_embeddings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -84,11 +93,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mixpe_sim.report.progress import finish_progress, progress_reporter
     from mixpe_sim.report.tables import render_run
     from mixpe_sim.runs.llm import run_request
+    from mixpe_sim.workload.limits import check_work, request_work
     from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
     check_context(model, args.prompt + args.gen - 1, "--prompt + --gen - 1", args.allow_long_context)
+    check_work(hw, request_work(hw, model, args.batch, args.prompt, args.gen, args.exact), args.max_work,
+               "--max-work")
     show = not args.json
     try:
         wl = _workload(args, args.prompt, args.gen)
@@ -103,12 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_step(args: argparse.Namespace) -> int:
     from mixpe_sim.report.tables import render_step
     from mixpe_sim.runs.llm import run_step
+    from mixpe_sim.workload.limits import check_work, step_work
     from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
     context = args.context
     check_context(model, context, "--context", args.allow_long_context)
+    tokens = context if args.phase == "prefill" else 1
+    check_work(hw, step_work(hw, model, args.batch, tokens, context, args.exact), args.max_work, "--max-work")
     wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
     result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
     return _finish(args, result, render_step)

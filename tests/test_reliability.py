@@ -251,3 +251,40 @@ def test_validate_reports_yaml_overrides_as_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_hardware(str(path))
     assert info.value.source == str(path) and info.value.key_path == "array.rows"
+
+
+# ---------------------------------------------------------------- size ceiling
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--prompt", "10000000", "--allow-long-context"], "over the limit of"),
+    (["run", "--batch", "1000000"], "over the limit of"),
+    (["step", "--phase", "prefill", "--context", "10000000", "--allow-long-context"], "over the limit of"),
+    (["gemm", "--m", "1000000000", "--n", "4096", "--k", "4096"], "over the limit of"),
+    (["gemm", "--m", "1", "--n", "128", "--k", "128", "--memory", "ddr4-3200", "--set",
+      "memory.banks_per_channel=2147483648"], "allows at most"),
+    (["run", "--model", TINY, "--prompt", "16", "--gen", "2", "--max-work", "10"], "pass --max-work N"),
+])
+def test_work_beyond_the_ceiling_is_refused_before_simulating(argv: list[str], expected: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, argv)
+    assert expected in line
+
+
+def test_work_estimate_tracks_the_simulation() -> None:
+    """The estimate is a closed form, not a simulation; it must scale like the simulated event count."""
+    from mixpe_sim.runs.gemm import run_gemm
+    from mixpe_sim.workload.limits import gemm_work
+
+    hw = load_hardware("mixpe-w4a16")
+    small, large = (512, 1024, 1024), (2048, 1024, 1024)
+    ratio_estimate = gemm_work(hw, *large).units / gemm_work(hw, *small).units
+    ratio_events = run_gemm(hw, *large)["events"] / run_gemm(hw, *small)["events"]
+    assert ratio_estimate == pytest.approx(ratio_events, rel=0.5)
+
+
+def test_max_work_raises_the_ceiling(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["gemm", "--m", "64", "--n", "512", "--k", "512", "--json"]
+    one_line_error(capsys, [*argv, "--max-work", "1"])
+    assert main([*argv, "--max-work", "1000000"]) == 0
+    capsys.readouterr()

@@ -28,7 +28,7 @@ from mixpe_sim.config.models import Frozen
 from mixpe_sim.errors import ConfigError
 
 Command = Literal["run", "step", "gemm"]
-COMMON_OPTIONS = ("hw", "memory", "exact")
+COMMON_OPTIONS = ("hw", "memory", "exact", "max_work")
 OPTIONS: dict[str, tuple[str, ...]] = {
     "run": ("model", "batch", "prompt", "gen", "kv_bits", "quantize_lm_head", "decode_samples",
             "allow_long_context"),
