@@ -48,14 +48,22 @@ def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
 
 
 def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> int:
-    from mixpe_sim.report.files import write_run_outputs
+    from mixpe_sim.report.files import finish_output_dir, write_run_outputs
 
     if args.out is not None:
         write_run_outputs(args.out, result)
         if getattr(args, "trace", False):
             _plot_if_available(args.out)
+        finish_output_dir(args.out, result)
     emit(args, result, render)
     return 0
+
+
+def _claim(args: argparse.Namespace, command: str) -> None:
+    from mixpe_sim.report.files import claim_output_dir
+
+    if args.out is not None:
+        claim_output_dir(args.out, command)
 
 
 def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
@@ -101,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_context(model, args.prompt + args.gen - 1, "--prompt + --gen - 1", args.allow_long_context)
     check_work(hw, request_work(hw, model, args.batch, args.prompt, args.gen, args.exact), args.max_work,
                "--max-work")
+    _claim(args, "run")
     show = not args.json
     try:
         wl = _workload(args, args.prompt, args.gen)
@@ -124,6 +133,7 @@ def cmd_step(args: argparse.Namespace) -> int:
     check_context(model, context, "--context", args.allow_long_context)
     tokens = context if args.phase == "prefill" else 1
     check_work(hw, step_work(hw, model, args.batch, tokens, context, args.exact), args.max_work, "--max-work")
+    _claim(args, "step")
     wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
     result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
     return _finish(args, result, render_step)
@@ -170,6 +180,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise_usage("compare needs --hw (at least one, besides the reference) or --paper")
     models = models or ["llama-2-7b"]
     wl = _workload(args, args.prompt, args.gen)
+    _claim(args, "compare")
     show = not args.json
     try:
         result = run_compare(hardware, models, wl, reference=args.reference, memory=args.memory,

@@ -288,3 +288,33 @@ def test_max_work_raises_the_ceiling(capsys: pytest.CaptureFixture[str]) -> None
     one_line_error(capsys, [*argv, "--max-work", "1"])
     assert main([*argv, "--max-work", "1000000"]) == 0
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------- one command per --out directory
+
+
+def test_out_directory_has_a_manifest_and_never_mixes_commands(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    run = ["run", "--model", TINY, "--prompt", "16", "--gen", "2", "--out", str(out), "--json"]
+    assert main([*run, "--trace"]) == 0
+    assert (out / "trace.json").exists()
+    (out / ".trace.json.x1y2.tmp").write_text("{")  # left by a SIGKILLed earlier run
+    assert main(run) == 0  # same command without --trace: its own trace files are now stale
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "run" and manifest["state"] == "complete"
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir() if p.name != "manifest.json")
+    assert not (out / "trace.json").exists() and not (out / ".trace.json.x1y2.tmp").exists()
+    line = one_line_error(capsys, ["step", "--model", TINY, "--phase", "decode", "--context", "16",
+                                   "--out", str(out)])
+    assert "holds the outputs of `run`" in line
+
+
+def test_overrides_are_blamed_for_what_they_broke() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_hardware("mixpe-w4a16", None, [("nosuch.key", 1)])
+    assert info.value.source == "--set nosuch.key=1"
+    with pytest.raises(ConfigError) as info:
+        load_hardware("mixpe-w4a16", "ddr4-3200", [("memory.kind", "ideal")])
+    assert "--set memory.kind=ideal" in info.value.source

@@ -185,12 +185,17 @@ def config_error_from(
         message = f"{text}{shown}"
     source = hw_file
     for override_key, override_source in override_sources.items():
-        if key_path == override_key or key_path.startswith(override_key + "."):
-            source = override_source
-            break
-    else:
-        if path and path[0] in sources:
-            source = sources[path[0]]
-            if source != "--memory":
-                key_path = ".".join(path[1:])
+        # the override set this key, a key inside it, or named a key below one that does not exist
+        if key_path == override_key or key_path.startswith(override_key + ".") or \
+                (kind == "extra_forbidden" and override_key.startswith(key_path + ".")):
+            return ConfigError(override_source, key_path, message)
+    if path and path[0] in sources:
+        source = sources[path[0]]
+        if source != "--memory":
+            key_path = ".".join(path[1:])
+    # an override that switched a section's kind explains errors about that section's other keys
+    switched = [src for key, src in override_sources.items()
+                if key.endswith(".kind") and ".".join(path).startswith(key.removesuffix("kind"))]
+    if switched:
+        source = f"{source} (after {switched[0]})"
     return ConfigError(source, key_path, message)

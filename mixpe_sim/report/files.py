@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +77,57 @@ def write_run_outputs(out_dir: Path, result: dict[str, Any]) -> list[Path]:
         write_atomic(path, text)
         written.append(path)
     return written
+
+
+# ---------------------------------------------------------------- one command per --out directory
+
+MANIFEST_FILE = "manifest.json"
+# Every file a run/step/compare may write into --out (results, CSV tables, trace, plots).
+OUTPUT_FILES = ("result.json", "per_op.csv", "decode_steps.csv", "per_layer.csv", "trace.json", "timeline.csv",
+                "bandwidth.png", "occupancy.png", "stalls_per_op.png", "roofline.png", "compare.png")
+
+
+def _read_manifest(out_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((out_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def claim_output_dir(out_dir: Path, command: str) -> None:
+    """Before simulating: refuse a directory holding another command's outputs, remove our own stale temp
+    files (left by a killed run), and record that `command` is writing here."""
+    previous = _read_manifest(out_dir)
+    other = previous.get("command")
+    if other and other != command:
+        files = ", ".join(previous.get("files", [])) or "no files yet"
+        raise MixpeError(f"--out {out_dir}: holds the outputs of `{other}` ({files}); use another directory "
+                         "or delete them (one command per output directory)")
+    if out_dir.is_dir():
+        for name in (*OUTPUT_FILES, MANIFEST_FILE):
+            for stale in out_dir.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+    write_atomic(out_dir / MANIFEST_FILE, to_json({"command": command, "state": "running",
+                                                   "started_ns": time.time_ns(),
+                                                   "files": previous.get("files", [])}) + "\n")
+
+
+def finish_output_dir(out_dir: Path, result: dict[str, Any]) -> None:
+    """After writing: remove this command's outputs the run did not rewrite (stale), then list what it wrote,
+    with a hash of the configuration that produced them."""
+    manifest = _read_manifest(out_dir)
+    started = int(manifest.get("started_ns", 0))
+    written = []
+    for name in OUTPUT_FILES:
+        path = out_dir / name
+        if path.exists():
+            if path.stat().st_mtime_ns >= started:
+                written.append(name)
+            elif name in manifest.get("files", []) or not manifest:
+                path.unlink()  # ours, from an earlier run of this command: stale
+    config = to_json(result.get("config", {}))
+    write_atomic(out_dir / MANIFEST_FILE, to_json({
+        "command": manifest.get("command", "unknown"), "state": "complete", "started_ns": started,
+        "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "version": result.get("version", ""),
+        "files": written}) + "\n")
