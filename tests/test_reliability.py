@@ -318,3 +318,8 @@ def test_overrides_are_blamed_for_what_they_broke() -> None:
     with pytest.raises(ConfigError) as info:
         load_hardware("mixpe-w4a16", "ddr4-3200", [("memory.kind", "ideal")])
     assert "--set memory.kind=ideal" in info.value.source
+
+
+def test_compare_reference_is_named_as_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert one_line_error(capsys, ["compare", "--hw", "int8", "--reference", "nope"]).startswith(
+        "mixpe-sim: error: --reference: unknown hardware preset 'nope'")

@@ -63,9 +63,11 @@ def load_hardware(
     spec: str | None = None,
     memory: str | None = None,
     overrides: list[tuple[str, Any]] | None = None,
+    option: str = "--hw",
 ) -> HardwareConfig:
-    """Resolve `--hw`, `--memory` and `--set` into one validated hardware config."""
-    hw_path = resolve_preset("hardware", spec or DEFAULT_HARDWARE, "--hw")
+    """Resolve `--hw`, `--memory` and `--set` into one validated hardware config; `option` names the
+    hardware spec in errors (compare's reference comes from --reference)."""
+    hw_path = resolve_preset("hardware", spec or DEFAULT_HARDWARE, option)
     data = load_yaml_file(hw_path)
     sources: dict[str, str] = {}
     if memory is not None:

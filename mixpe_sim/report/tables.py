@@ -151,7 +151,10 @@ def render_step(r: dict[str, Any]) -> str:
     where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
              for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
     return "\n".join([
-        head, table(summary), "\nmemory", table(memory_lines(r["memory"])),
+        head, table(summary),
+        "\nmemory (blocks simulated; the BW utilisation above covers the whole step)"
+        if r.get("mode", {}).get("block_extrapolation") else "\nmemory",
+        table(memory_lines(r["memory"])),
         "\nwhere PE-array time went", table(where),
         "\nops", table(_op_rows(r["per_op"], r["phase"], r["step_s"]), ["op", "calls", "busy", "stalled", "share"]),
         f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall",

@@ -32,7 +32,6 @@ def run_sweep(path: Path, out_dir: Path, workers: int = 1, scheduler: str | None
     points = expand(spec)
     text = path.read_text()
     store = ResultStore(out_dir)
-    write_atomic(out_dir / "sweep.yaml", text)
     # equal points (same job) run once; their row is labelled with every point number
     groups: dict[str, list[Point]] = {}
     for point in points:
@@ -46,6 +45,8 @@ def run_sweep(path: Path, out_dir: Path, workers: int = 1, scheduler: str | None
     results = execute([(p.index, p.job) for p in todo], workers, scheduler)
     try:
         for index, outcome in results:
+            if ran == 0:  # written with the first result, so a sweep that never started leaves nothing
+                write_atomic(out_dir / "sweep.yaml", text)
             point = by_index[index]
             store.append({"point": point.index, "points": [p.index for p in groups[point.config_hash]],
                           "config_hash": point.config_hash, "values": point.values, "job": point.job,
