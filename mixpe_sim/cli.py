@@ -103,10 +103,10 @@ def cmd_gemm(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mixpe_sim.config.presets import list_presets
+    from mixpe_sim.config.presets import PRESET_KINDS, list_presets
     from mixpe_sim.workload.models import list_models
 
-    sections = {kind: list_presets(kind) for kind in ("hardware", "memory", "energy")}
+    sections = {kind: list_presets(kind) for kind in PRESET_KINDS}
     sections["models"] = list_models()
     if args.json:
         from mixpe_sim.report.output import to_json
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_work_option(gemm)
     gemm.set_defaults(handler=cmd_gemm)
 
-    listing = sub.add_parser("list", help="list presets: hardware, memory, energy, models")
+    listing = sub.add_parser("list", help="list presets: hardware, memory, energy, area, models")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
 

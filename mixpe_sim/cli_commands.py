@@ -50,6 +50,7 @@ def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
 def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> int:
     from mixpe_sim.report.files import finish_output_dir, write_run_outputs
 
+    _warn_wasted_memory(result)
     if args.out is not None:
         write_run_outputs(args.out, result)
         if getattr(args, "trace", False):
@@ -64,6 +65,15 @@ def _claim(args: argparse.Namespace, command: str) -> None:
 
     if args.out is not None:
         claim_output_dir(args.out, command)
+
+
+def _warn_wasted_memory(result: dict[str, Any]) -> None:
+    """One stderr line per phase in which an on-chip path holds the memory below half its peak."""
+    import sys
+
+    for phase, bound in result.get("bottleneck", {}).items():
+        if isinstance(bound, dict) and bound.get("warning"):
+            sys.stderr.write(f"mixpe-sim: warning: {phase}: {bound['warning']}\n")
 
 
 def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
@@ -169,10 +179,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mixpe_sim.config import parse_overrides
     from mixpe_sim.report.progress import finish_progress, progress_reporter
     from mixpe_sim.report.tables import render_compare
-    from mixpe_sim.runs.compare import PAPER_HARDWARE, PAPER_MODELS, run_compare
+    from mixpe_sim.runs.compare import ISO_AREA_HARDWARE, PAPER_HARDWARE, PAPER_MODELS, run_compare
 
     hardware = list(args.hw or [])
     models = list(args.model or [])
+    if args.iso_area:
+        return _iso_area(args, hardware or list(ISO_AREA_HARDWARE), models)
     if args.paper:
         hardware = hardware or list(PAPER_HARDWARE)
         models = models or list(PAPER_MODELS)
@@ -183,12 +195,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _claim(args, "compare")
     show = not args.json
     try:
-        result = run_compare(hardware, models, wl, reference=args.reference, memory=args.memory,
+        result = run_compare(hardware, models, wl, reference=args.reference or "fp16", memory=args.memory,
                              overrides=parse_overrides(args.overrides), exact=args.exact,
                              progress=progress_reporter(show))
     finally:
         finish_progress(show)
     return _finish(args, result, render_compare)
+
+
+def _iso_area(args: argparse.Namespace, hardware: list[str], models: list[str]) -> int:
+    from mixpe_sim.config import parse_overrides
+    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.tables import render_iso_area
+    from mixpe_sim.runs.compare import run_iso_area
+
+    if args.paper or len(models) > 1:
+        raise_usage("--iso-area takes one LLM --model and no --paper")
+    show = not args.json
+    try:
+        result = run_iso_area(hardware, models[0] if models else "llama-2-7b", _workload(args, args.prompt, args.gen),
+                              reference=args.reference, memory=args.memory,
+                              overrides=parse_overrides(args.overrides), exact=args.exact,
+                              progress=progress_reporter(show))
+    finally:
+        finish_progress(show)
+    return _finish(args, result, render_iso_area)
 
 
 def raise_usage(message: str) -> None:
@@ -204,7 +235,11 @@ def register_compare(sub: Any) -> None:
     compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                          help="override applied to every hardware config (repeatable)")
     compare.add_argument("--model", action="append", metavar="NAME|FILE", help="workload (repeatable)")
-    compare.add_argument("--reference", default="fp16", metavar="PRESET|FILE", help="normalize to (default fp16)")
+    compare.add_argument("--reference", metavar="PRESET|FILE",
+                         help="normalize to (default fp16; with --iso-area the first --hw)")
+    compare.add_argument("--iso-area", action="store_true",
+                         help="re-size every --hw after the first to the first one's area, then compare one LLM "
+                              "request per phase (default: mixpe-w4a16 against the paper's baselines)")
     compare.add_argument("--paper", action="store_true",
                          help="the paper's seven accelerators on its four linear-only workloads")
     compare.add_argument("--batch", type=positive_int, default=1)

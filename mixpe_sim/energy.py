@@ -1,7 +1,7 @@
 """Energy after the run: action counts x the technology table (Accelergy style).
 
 core: PE leakage for every PE over the whole run + dynamic energy per active PE-cycle + dequant ops
-+ vector-unit element ops. buffer: bits read/written per SRAM. dram: bits read/written.
++ vector-unit element ops + K-split reduction adds. buffer: bits read/written per SRAM. dram: bits read/written.
 dram_static: background power x run time.
 """
 
@@ -38,6 +38,8 @@ def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequan
     table = hw.energy
     pe = table.pe[hw.pe.energy_class]
     pes = hw.array.rows * hw.array.cols
+    reduce_pj_per_add = (table.reduce_fp_pj_per_add if hw.quant.activation_bits >= 16
+                         else table.reduce_int_pj_per_add)
     cycles = time_ps * hw.core_freq_hz / PS_PER_S
     core_pj = pe.leakage_pj_per_pe_cycle * pes * cycles
     for counters, placement in zip(ops, op_dequant, strict=True):
@@ -47,6 +49,7 @@ def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequan
                   else table.dequant_per_group_pj_per_op)
         core_pj += per_op * counters.dequant_ops
         core_pj += table.vector_pj_per_element * counters.vector_elements
+        core_pj += reduce_pj_per_add * counters.reduce_ops
     buffer_pj = 0.0
     for name, counters in buffers.items():
         sram = table.sram[name]  # type: ignore[index]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mixpe_sim.config import load_hardware
 from mixpe_sim.arch.pe import parallelism
+from mixpe_sim.config import load_hardware
 from mixpe_sim.runs.compare import run_compare
 from mixpe_sim.runs.gemm import run_gemm
 from mixpe_sim.runs.llm import Workload, run_step

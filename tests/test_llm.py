@@ -72,7 +72,7 @@ def test_graph_is_a_checked_dag_in_forward_order() -> None:
 
 
 def test_decode_tpot_respects_the_dram_bound() -> None:
-    hw = hw_with()
+    hw = hw_with("dc-mixpe-w4a16", memory="flat")
     model = load_model("llama-2-7b")
     context = 1024
     result = run_step(hw, model, Workload(prompt=context - 1, gen=2), "decode", context, exact=False)
@@ -84,8 +84,8 @@ def test_decode_tpot_respects_the_dram_bound() -> None:
     assert result["dram_bw_utilization"] > 0.85
 
 
-def test_prefill_is_compute_bound_and_decode_memory_bound_on_the_paper_preset() -> None:
-    hw = hw_with()
+def test_prefill_is_compute_bound_and_decode_memory_bound_on_the_datacenter_preset() -> None:
+    hw = hw_with("dc-mixpe-w4a16", memory="ddr5-4800")
     model = load_model("llama-2-7b")
     prefill = run_step(hw, model, Workload(prompt=2048, gen=1), "prefill", 2048, exact=False)
     decode = run_step(hw, model, Workload(prompt=2047, gen=2), "decode", 2048, exact=False)
@@ -93,6 +93,8 @@ def test_prefill_is_compute_bound_and_decode_memory_bound_on_the_paper_preset() 
     assert prefill_compute > 0.75 and prefill["pe_utilization"] > 0.7
     assert prefill["dram_bw_utilization"] < 0.6
     assert decode["dram_bw_utilization"] > 0.85 and decode["pe_utilization"] < 0.1
+    assert prefill["bottleneck"]["prefill"]["resource"] == "array"
+    assert decode["bottleneck"]["decode"]["resource"] == "dram"
 
 
 def test_tpot_grows_with_context() -> None:

@@ -78,11 +78,21 @@ class TileCost:
     compute_cycles: int  # MAC cycles including fill/drain
     dequant_cycles: int  # cycles the dequant unit needs for this tile (overlapped with compute)
     port_cycles: int  # cycles the busiest buffer port needs (overlapped with compute)
-    busy_cycles: int  # max of the three: how long the array is occupied
+    reduce_cycles: int  # cycles the K-split reduction unit needs (overlapped with the next tile)
+    busy_cycles: int  # max of the four: how long the array is occupied
     macs: int
     dequant_ops: int
+    reduce_ops: int  # partial sums folded together by the K-split reduction unit
     weight_passes: int  # times the weight tile streams out of its buffer
     activation_passes: int  # times the activation tile streams out of its buffer
+
+    @property
+    def overlap_stall_cause(self) -> str:
+        """The overlapped resource that holds the MACs back when busy > compute (a stall cause)."""
+        slowest = max(self.dequant_cycles, self.port_cycles, self.reduce_cycles)
+        if slowest == self.dequant_cycles:
+            return "dequant"
+        return "buffer_port" if slowest == self.port_cycles else "k_split_reduce"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ class ArraySpec:
     cols: int
     dataflow: str
     k_split_small_m: bool
+    k_split_reduce_lanes: int
     dequant_lanes: int
     dequant_latency_cycles: int
     weight_port_bytes_per_cycle: int
@@ -117,6 +128,7 @@ class ArraySpec:
             cols=hw.array.cols,
             dataflow=hw.array.dataflow,
             k_split_small_m=hw.array.k_split_small_m,
+            k_split_reduce_lanes=hw.array.k_split_reduce_lanes,
             dequant_lanes=hw.dequant.lanes,
             dequant_latency_cycles=hw.dequant.latency_cycles,
             weight_port_bytes_per_cycle=hw.buffers.weight.port_bytes_per_cycle,
@@ -124,18 +136,41 @@ class ArraySpec:
         )
 
 
-def _k_split(array: ArraySpec, precision: GemmPrecision, mt: int, kt: int, row_slots: int) -> tuple[int, int]:
-    """(cycles to stream Kt, extra reduction cycles) for an output-stationary tile.
+def _max_k_split(array: ArraySpec, precision: GemmPrecision, mt: int, kt: int, row_slots: int) -> int:
+    """How many row groups could share one output-stationary tile's K (1 without K-split).
 
-    With fewer tile rows than row slots, `split` row groups each take a slice of K; a slice holds
-    whole quantization groups so per-group dequant stays exact; an adder tree sums the slices.
+    With fewer tile rows than row slots, up to `row_slots // mt` row groups each take a slice of K; a
+    slice holds whole quantization groups so per-group dequant stays exact.
     """
     split = row_slots // mt if array.k_split_small_m else 1
     unit = precision.group_size if precision.dequant == "per_group" else 1
-    split = max(1, min(split, kt // unit))
+    return max(1, min(split, kt // unit))
+
+
+def _k_slice_cycles(precision: GemmPrecision, kt: int, split: int) -> tuple[int, int]:
+    """(cycles to stream Kt, pipeline depth of the reduction) for a K split `split` ways."""
     if split == 1:
         return kt, 0
+    unit = precision.group_size if precision.dequant == "per_group" else 1
     return ceil_div(kt // unit, split) * unit, (split - 1).bit_length()
+
+
+@lru_cache(maxsize=16384)
+def k_split_factor(array: ArraySpec, precision: GemmPrecision, mt: int, nt: int, kt: int) -> int:
+    """The split the controller picks for an output-stationary tile: among powers of two up to the
+    most the rows allow, the one whose completing tile is busy shortest (MACs vs the reduction unit's
+    mt*nt*(split-1) adds), the smaller on a tie. Every K tile of one output tile uses the same split."""
+    par = parallelism(array.kind, precision.weight_bits, precision.activation_bits)
+    folds_m = ceil_div(mt, array.rows * par.pf_a)
+    most = _max_k_split(array, precision, mt * folds_m, kt, array.rows * par.pf_a)
+    folds = folds_m * ceil_div(nt, array.cols * par.pf_w) * par.passes
+    best, best_cycles = 1, None
+    for split in sorted({1 << i for i in range(most.bit_length()) if 1 << i <= most} | {most}):
+        k_cycles, depth = _k_slice_cycles(precision, kt, split)
+        busy = max(folds * k_cycles + depth, ceil_div(mt * nt * (split - 1), array.k_split_reduce_lanes))
+        if best_cycles is None or busy < best_cycles:
+            best, best_cycles = split, busy
+    return best
 
 
 @lru_cache(maxsize=65536)
@@ -149,12 +184,16 @@ def tile_cost(array: ArraySpec, precision: GemmPrecision, mt: int, nt: int, kt: 
     rows, cols = array.rows, array.cols
     par = parallelism(array.kind, precision.weight_bits, precision.activation_bits)
     fill_drain = rows + cols - 2 if completes_output else 0
+    reduce_ops = 0
     if array.dataflow == "output_stationary":
         folds_m = ceil_div(mt, rows * par.pf_a)
         folds_n = ceil_div(nt, cols * par.pf_w)
-        k_cycles, reduce = _k_split(array, precision, mt * folds_m, kt, rows * par.pf_a)
+        split = k_split_factor(array, precision, mt, nt, kt)
+        k_cycles, depth = _k_slice_cycles(precision, kt, split)
         compute = folds_m * folds_n * k_cycles * par.passes + fill_drain
-        compute += reduce if completes_output else 0
+        if completes_output:
+            compute += depth
+            reduce_ops = mt * nt * (split - 1)
         weight_passes, activation_passes = folds_m, folds_n
     else:  # weight-stationary: K on rows, N on columns, activations stream through
         folds_k = ceil_div(kt, rows)
@@ -170,18 +209,23 @@ def tile_cost(array: ArraySpec, precision: GemmPrecision, mt: int, nt: int, kt: 
         dequant_ops = mt * nt if completes_output else 0
     else:
         dequant_ops = 0
-    dequant = ceil_div(dequant_ops, array.dequant_lanes) + array.dequant_latency_cycles if dequant_ops else 0
+    # the dequant pipeline fills once per output tile: consecutive K tiles stream through it back to back
+    latency = array.dequant_latency_cycles if completes_output else 0
+    dequant = ceil_div(dequant_ops, array.dequant_lanes) + latency if dequant_ops else 0
     port = max(
         ceil_div(weight_tile_bytes * weight_passes, array.weight_port_bytes_per_cycle),
         ceil_div(activation_tile_bytes * activation_passes, array.activation_port_bytes_per_cycle),
     )
+    reduce = ceil_div(reduce_ops, array.k_split_reduce_lanes)
     return TileCost(
         compute_cycles=compute,
         dequant_cycles=dequant,
         port_cycles=port,
-        busy_cycles=max(compute, dequant, port),
+        reduce_cycles=reduce,
+        busy_cycles=max(compute, dequant, port, reduce),
         macs=mt * nt * kt,
         dequant_ops=dequant_ops,
+        reduce_ops=reduce_ops,
         weight_passes=weight_passes,
         activation_passes=activation_passes,
     )

@@ -20,7 +20,9 @@ from mixpe_sim.errors import ConfigError
 
 DEFAULT_HARDWARE = "mixpe-w4a16"
 # Top-level keys of a hardware file that may name another preset file instead of inlining it.
-NESTED_PRESET_KEYS = ("memory", "energy")
+NESTED_PRESET_KEYS = ("memory", "energy", "area")
+# A hardware file without an `area:` key is priced with the 28 nm table of the paper's technology.
+DEFAULT_AREA_TABLE = "tech-28nm"
 
 
 def load_yaml_file(path: Path, source: str | None = None) -> dict[str, Any]:
@@ -69,6 +71,7 @@ def load_hardware(
     hardware spec in errors (compare's reference comes from --reference)."""
     hw_path = resolve_preset("hardware", spec or DEFAULT_HARDWARE, option)
     data = load_yaml_file(hw_path)
+    data.setdefault("area", DEFAULT_AREA_TABLE)
     sources: dict[str, str] = {}
     if memory is not None:
         data["memory"] = memory

@@ -76,16 +76,20 @@ class ArrayConfig(Frozen):
     dataflow: Literal["output_stationary", "weight_stationary"] = "output_stationary"
     # Partial sums kept in the output buffer between K tiles (the paper's model uses 16 bit).
     psum_bits: PositiveInt = 16
-    # Output-stationary only: when a tile has fewer rows than the array (decode, M = batch), idle
-    # row groups take slices of K and an adder tree sums their partial sums at drain. False gives
-    # the paper's strict formula, where M = 1 uses one array row.
-    k_split_small_m: Flag = True
+    # Output-stationary only, an extension the paper does not have (priced, docs/modelling.md "K-split"):
+    # when a tile has fewer rows than the array (decode, M = batch), idle row groups take slices of K and
+    # a shared reduction unit of `k_split_reduce_lanes` adders sums their partial sums. False gives the
+    # paper's strict formula, where M = 1 uses one array row.
+    k_split_small_m: Flag = False
+    k_split_reduce_lanes: PositiveInt = 32  # adds per cycle of the reduction unit (area only when K-split is on)
 
 
 class PEConfig(Frozen):
     kind: PEKindName
     # Key into `energy.pe`: which per-PE-cycle energy row this PE uses.
     energy_class: str
+    # Key into `area.pe_um2`: the silicon area of one PE of this design.
+    area_class: str
 
 
 class LowPrecisionMap(Frozen):
@@ -271,12 +275,50 @@ class EnergyTable(Frozen):
     dequant_per_weight_pj_per_op: NonNegativeFloat
     dequant_per_group_pj_per_op: NonNegativeFloat
     vector_pj_per_element: NonNegativeFloat
+    # one add of the K-split reduction unit: FP16 add (16-bit activations) or 32-bit integer add
+    reduce_fp_pj_per_add: NonNegativeFloat
+    reduce_int_pj_per_add: NonNegativeFloat
 
     @model_validator(mode="after")
     def _check_buffers(self) -> EnergyTable:
         missing = {"weight", "activation", "output"} - set(self.sram)
         if missing:
             raise ValueError(f"sram needs entries for {sorted(missing)}")
+        return self
+
+
+# ---------------------------------------------------------------- area table
+
+
+class SramMacro(Frozen):
+    """One SRAM macro of a buffer (CACTI-class figure): buffers are built from whole macros."""
+
+    capacity_bytes: PositiveInt
+    width_bits: PositiveInt  # bits read or written per cycle
+    area_mm2: PositiveFloat
+
+
+DequantLaneKind = Literal["per_weight_fp", "per_weight_int", "per_group", "per_output"]
+
+
+class AreaTable(Frozen):
+    """Silicon area per component at one process node; every figure is cited in docs/modelling.md."""
+
+    name: str
+    source: str = ""
+    process_nm: PositiveInt
+    pe_um2: dict[str, PositiveFloat]  # per PE area class
+    dequant_lane_um2: dict[DequantLaneKind, PositiveFloat]
+    vector_lane_um2: PositiveFloat
+    fp_adder_um2: PositiveFloat  # K-split reduction adder, 16-bit activations
+    int_adder_um2: PositiveFloat  # K-split reduction adder, integer activations
+    sram_macro: dict[BufferName, SramMacro]
+
+    @model_validator(mode="after")
+    def _check_buffers(self) -> AreaTable:
+        missing = {"weight", "activation", "output"} - set(self.sram_macro)
+        if missing:
+            raise ValueError(f"sram_macro needs entries for {sorted(missing)}")
         return self
 
 
@@ -295,6 +337,7 @@ class HardwareConfig(Frozen):
     buffers: BuffersConfig
     memory: MemoryConfig
     energy: EnergyTable
+    area: AreaTable
 
     @model_validator(mode="after")
     def _check_cross_refs(self) -> HardwareConfig:
@@ -303,6 +346,13 @@ class HardwareConfig(Frozen):
                 f"pe.energy_class '{self.pe.energy_class}' is not in energy.pe "
                 f"(allowed: {', '.join(sorted(self.energy.pe))})"
             )
+        if self.pe.area_class not in self.area.pe_um2:
+            raise ValueError(
+                f"pe.area_class '{self.pe.area_class}' is not in area.pe_um2 "
+                f"(allowed: {', '.join(sorted(self.area.pe_um2))})"
+            )
         if self.buffers.scale is not None and "scale" not in self.energy.sram:
             raise ValueError("buffers.scale is set but energy.sram has no 'scale' entry")
+        if self.buffers.scale is not None and "scale" not in self.area.sram_macro:
+            raise ValueError("buffers.scale is set but area.sram_macro has no 'scale' entry")
         return self

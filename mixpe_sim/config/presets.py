@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mixpe_sim.errors import ConfigError
 
-PRESET_KINDS = ("hardware", "memory", "energy")
+PRESET_KINDS = ("hardware", "memory", "energy", "area")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 

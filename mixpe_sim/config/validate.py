@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from mixpe_sim.config.loader import config_error_from, load_hardware, load_yaml_file
-from mixpe_sim.config.models import EnergyTable, HardwareConfig, MemoryConfig
+from mixpe_sim.config.models import AreaTable, EnergyTable, HardwareConfig, MemoryConfig
 from mixpe_sim.errors import ConfigError
 
 
@@ -27,12 +27,15 @@ def validate_file(path: Path) -> str:
     if "sram" in data:
         _validate_nested("energy", data, path)
         return f"ok: {path} is a valid energy table ({data.get('name')})"
-    raise ConfigError(str(path), "", "not a hardware (pe, array, ...), memory (kind: dram|flat|ideal) "
-                      "or energy (pe, sram, ...) file")
+    if "sram_macro" in data:
+        _validate_nested("area", data, path)
+        return f"ok: {path} is a valid area table ({data.get('name')})"
+    raise ConfigError(str(path), "", "not a hardware (pe, array, ...), memory (kind: dram|flat|ideal), "
+                      "energy (pe, sram, ...) or area (pe_um2, sram_macro, ...) file")
 
 
 def _validate_nested(key: str, data: dict[str, Any], path: Path) -> None:
-    schema: Any = {"memory": MemoryConfig, "energy": EnergyTable}[key]
+    schema: Any = {"memory": MemoryConfig, "energy": EnergyTable, "area": AreaTable}[key]
     try:
         TypeAdapter(schema).validate_python(data)
     except ValidationError as exc:

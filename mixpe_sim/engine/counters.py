@@ -13,6 +13,7 @@ STALL_CAUSES = (
     "output_writeback",  # output buffer full: previous results still being written back
     "dequant",  # dequant unit slower than the MACs of a tile
     "buffer_port",  # SRAM port bandwidth slower than the MACs of a tile
+    "k_split_reduce",  # K-split reduction unit slower than the MACs of a tile
     "drain",  # after the last tile: final results still being written back
 )
 
@@ -31,6 +32,7 @@ class OpCounters:
     busy_ps: int = 0  # array (or vector unit) occupied by this op
     active_pe_cycles: float = 0.0  # PE-cycles doing useful MACs (dynamic energy)
     dequant_ops: int = 0
+    reduce_ops: int = 0  # K-split partial-sum additions
     vector_elements: int = 0
     stall_ps: dict[str, int] = field(default_factory=_zero_stalls)
     start_ps: int = -1

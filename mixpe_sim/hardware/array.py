@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import simpy
 
+from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import OpCounters
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.dma import StoreDMA, StoreRequest
-from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
 from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps
@@ -44,7 +44,7 @@ class _TileEntry:
 
     busy_ps: int
     compute_ps: int
-    overlap_stall_cause: str  # "dequant" or "buffer_port" when that is slower than the MACs
+    overlap_stall_cause: str  # "dequant", "buffer_port" or "k_split_reduce" when slower than the MACs
     psum_bytes: int
     cost: TileCost
     active_pe_cycles: float
@@ -123,7 +123,7 @@ class PEArray(_ComputeUnit):
         return _TileEntry(
             busy_ps=cycles_to_ps(cost.busy_cycles, self._freq_hz),
             compute_ps=cycles_to_ps(cost.compute_cycles, self._freq_hz),
-            overlap_stall_cause="dequant" if cost.dequant_cycles >= cost.port_cycles else "buffer_port",
+            overlap_stall_cause=cost.overlap_stall_cause,
             psum_bytes=ceil_div(step.mt * step.nt * self._psum_bits, BITS_PER_BYTE),
             cost=cost,
             active_pe_cycles=cost.macs / par.macs_per_pe_cycle,
@@ -192,6 +192,7 @@ class PEArray(_ComputeUnit):
             c.busy_ps += entry.compute_ps * count
             c.active_pe_cycles += entry.active_pe_cycles * count
             c.dequant_ops += cost.dequant_ops * count
+            c.reduce_ops += cost.reduce_ops * count
             if entry.busy_ps > entry.compute_ps:  # the slower overlapped resource holds the MACs back
                 c.stall_ps[entry.overlap_stall_cause] += (entry.busy_ps - entry.compute_ps) * count
             buffers["weight"].counters.bytes_read += entry.weight_read_bytes * count

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mixpe_sim.arch.pe import parallelism
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.errors import MixpeError
-from mixpe_sim.arch.pe import parallelism
 from mixpe_sim.report.output import write_atomic
 
 DPI = 120

@@ -78,6 +78,8 @@ def render_gemm(r: dict[str, Any]) -> str:
         ["energy", f"{r['energy_j'] * 1e3:.4f} mJ", ""],
         *energy_lines(r["energy_breakdown_j"], r["energy_j"]),
         ["tiling", f"{t['mt']}x{t['nt']}x{t['kt']} {t['order']}", ""],
+        ["bound by", r["bottleneck"]["summary"].removeprefix("bound by "), ""],
+        ["area", f"{r['area_mm2']:.2f} mm^2", f"{r['process_nm']} nm"],
         ["simulation", f"{r['events']} events", f"{r['wall_s']:.3f} s wall"],
     ]
     return head + "\n" + table(rows)
@@ -90,6 +92,14 @@ def _op_rows(per_op: list[dict[str, Any]], phase: str, total_s: float, limit: in
         rows.append([f"  {entry['op']}", str(entry["calls"]), fmt_time(entry["busy_s"]),
                      fmt_time(entry["stall_s"]), f"{100 * spent / total_s:.1f}%" if total_s else "-"])
     return rows
+
+
+def bound_lines(r: dict[str, Any]) -> list[str]:
+    """One line per phase: what binds it (and the design's area, which every comparison needs)."""
+    lines = [f"{phase} {b['summary']}" for phase, b in r.get("bottleneck", {}).items()]
+    if "area_mm2" in r:
+        lines.append(f"area {r['area_mm2']:.2f} mm^2 at {r.get('process_nm', '?')} nm")
+    return lines
 
 
 def render_run(r: dict[str, Any]) -> str:
@@ -119,6 +129,7 @@ def render_run(r: dict[str, Any]) -> str:
            f"{len(mode['decode_steps_simulated'])} decode steps simulated, the rest interpolated (--exact for all)")
     parts = [
         head,
+        *bound_lines(r),
         table(summary),
         "\nmemory (one simulated prefill step / one decode step)",
         table(memory_lines(r["memory"]["prefill"], "prefill") + memory_lines(r["memory"]["decode"], "decode")),
@@ -151,7 +162,7 @@ def render_step(r: dict[str, Any]) -> str:
     where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
              for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
     return "\n".join([
-        head, table(summary),
+        head, *bound_lines(r), table(summary),
         "\nmemory (blocks simulated; the BW utilisation above covers the whole step)"
         if r.get("mode", {}).get("block_extrapolation") else "\nmemory",
         table(memory_lines(r["memory"])),
@@ -174,6 +185,22 @@ def render_compare(r: dict[str, Any]) -> str:
                   f"{1 / m['norm_energy']:.2f}x"] for hw, m in r["mean"].items()]
     lines += ["\nmean over models", table(mean_rows, ["hw", "norm time", "norm energy", "speedup", "energy saving"])]
     lines.append(f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall")
+    return "\n".join(lines)
+
+
+def render_iso_area(r: dict[str, Any]) -> str:
+    lines = [f"every design re-sized to {r['target_area_mm2']:.2f} mm^2 (+-2.5%); normalized to {r['reference']} "
+             "(per phase; speedup = 1 / norm time)"]
+    header = ["hw", "area", "array", "prefill", "norm", "decode", "norm", "energy", "norm", "decode bound by"]
+    body = []
+    for row in r["rows"]:
+        hw = r["config"]["hardware"][row["hw"]]
+        body.append([row["hw"], f"{row['area_mm2']:.2f} mm2", f"{hw['array']['rows']}x{hw['array']['cols']}",
+                     fmt_time(row["prefill"]["time_s"]), f"{row['prefill']['norm_time']:.2f}",
+                     fmt_time(row["decode"]["time_s"]), f"{row['decode']['norm_time']:.2f}",
+                     f"{row['energy_j'] * 1e3:.1f} mJ", f"{row['norm_energy']:.2f}",
+                     row["bottleneck"].get("decode", "")])
+    lines += [table(body, header), f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall"]
     return "\n".join(lines)
 
 

@@ -6,9 +6,12 @@ import time
 from typing import Any
 
 from mixpe_sim import __version__
+from mixpe_sim.arch.area import area_fields
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.simulator import simulate
+from mixpe_sim.report.bottleneck import bottleneck
 from mixpe_sim.report.summary import stall_seconds, summarize
+from mixpe_sim.runs.tally import tally_of
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.units import PS_PER_S, ceil_div
 from mixpe_sim.workload.gemm import weight_gemm
@@ -33,6 +36,7 @@ def run_gemm(hw: HardwareConfig, m: int, n: int, k: int, trace: TraceSink = NULL
     program, tiling = compile_gemm(hw, m, n, k)
     raw = simulate(hw, program, trace)
     s = summarize(hw, program, raw)
+    bound = bottleneck(hw, tally_of(hw, program, raw))
     cycles = ceil_div(s.time_ps * hw.core_freq_hz, PS_PER_S)
     return {
         "cycles": cycles,
@@ -49,6 +53,8 @@ def run_gemm(hw: HardwareConfig, m: int, n: int, k: int, trace: TraceSink = NULL
         "dram_bw_utilization": s.dram_bw_utilization,
         "pe_utilization": s.pe_utilization,
         "memory": s.memory_stats,
+        **area_fields(hw),
+        "bottleneck": bound,
         "tiling": {"mt": tiling.mt, "nt": tiling.nt, "kt": tiling.kt, "order": tiling.order,
                    "weight_resident": tiling.weight_resident,
                    "activation_resident": tiling.activation_resident},

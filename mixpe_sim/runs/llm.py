@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mixpe_sim import __version__
+from mixpe_sim.arch.area import area_fields
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.engine.simulator import simulate
 from mixpe_sim.errors import ConfigError
+from mixpe_sim.report.bottleneck import bottleneck
 from mixpe_sim.report.summary import memory_stats
 from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_layers
 from mixpe_sim.trace.sink import NULL_SINK, ShiftedSink, TraceSink
@@ -172,6 +174,7 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
     e2e_s = ttft_s + sum(step_s)
     energy = {part: total.get(f"energy.{part}", 0.0) for part in ("dram_static", "dram", "buffer", "core")}
     return {
+        "phases": {"prefill": _phase_figures(prefill.tally), "decode": _phase_figures(decode_total)},
         "ttft_s": ttft_s,
         # gen 1 has no decode step, so no time per output token: None, and the note says why
         "tpot_s": sum(step_s) / len(step_s) if step_s else None,
@@ -188,6 +191,9 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "decode_steps": [{"context": c, "step_s": s, "simulated": c in simulated}
                          for c, s in zip(contexts, step_s, strict=True)],
         "memory": {"prefill": prefill.memory, "decode": decode_memory},
+        **area_fields(hw),
+        "bottleneck": {"prefill": bottleneck(hw, prefill.tally),
+                       **({"decode": bottleneck(hw, decode_total)} if steps else {})},
         "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact),
                  "decode_steps_simulated": simulated},
         "events": events,
@@ -195,6 +201,12 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
         "version": __version__,
     }
+
+
+def _phase_figures(tally: Tally) -> dict[str, float]:
+    """Time and energy of one phase (prefill, or all decode steps together)."""
+    return {"time_s": tally.get("time_ps", 0.0) / PS_PER_S,
+            "energy_j": sum(v for k, v in tally.items() if k.startswith("energy."))}
 
 
 def _traffic_and_utilisation(hw: HardwareConfig, total: Tally, time_s: float) -> dict[str, Any]:
@@ -265,6 +277,8 @@ def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, c
         "per_op": _per_op(t, phase),
         "per_layer_s": [v / PS_PER_S for v in outcome.layers_ps],
         "memory": outcome.memory,
+        **area_fields(hw),
+        "bottleneck": {phase: bottleneck(hw, t)},
         "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact)},
         "events": outcome.events,
         "wall_s": time.perf_counter() - started,

@@ -28,7 +28,11 @@ def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
         "dram_bytes_written": s.dram_bytes_written,
         "active_pe_cycles": sum(c.active_pe_cycles for c, op in zip(raw.ops, program.ops, strict=True)
                                 if op.kind == "gemm"),
+        "reduce_ops": sum(c.reduce_ops for c in raw.ops),
+        "vector_elements": sum(c.vector_elements for c in raw.ops),
     }
+    for name, buffer in raw.buffers.items():
+        t[f"buffer.{name}.bytes_read"] = buffer.bytes_read
     for cause, value in s.stall_ps.items():
         t[f"stall.{cause}"] = value
     for part, value in s.energy.as_dict().items():

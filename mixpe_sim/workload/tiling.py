@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
 from mixpe_sim.config.models import BufferConfig, HardwareConfig
 from mixpe_sim.errors import WorkloadError
-from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, parallelism, tile_cost
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 
@@ -68,6 +68,7 @@ class Tiling:
     activation_resident: bool
     est_cycles: float
     est_dram_bytes: int
+    est_compute_cycles: float  # the array's share of est_cycles: less leaves slack to hide DRAM jitter
 
 
 def _candidate_sizes(base: int, limit: int) -> list[int]:
@@ -122,7 +123,7 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str) -> Tiling:
                 for order in ("mnk", "nmk"):
                     tiling = _estimate(spec, budget, precision, mt, nt, kt, order)  # type: ignore[arg-type]
                     steps = ceil_div(spec.m, mt) * ceil_div(spec.n, nt) * ceil_div(spec.k, kt)
-                    key = (tiling.est_cycles, tiling.est_dram_bytes, steps)
+                    key = (tiling.est_cycles, tiling.est_dram_bytes, tiling.est_compute_cycles, steps)
                     if best is None or key < best[0]:
                         best = (key, tiling)
     if best is None:
@@ -154,7 +155,7 @@ def _estimate(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision,
     last = tile_cost(budget.array, precision, mt, nt, kt, w_payload + w_scales, a_tile, completes_output=True)
     compute = m_tiles * n_tiles * ((k_tiles - 1) * inner.busy_cycles + last.busy_cycles) * spec.instances
     memory = 0.0 if math.isinf(budget.dram_bytes_per_cycle) else traffic / budget.dram_bytes_per_cycle
-    return Tiling(mt, nt, kt, order, weight_resident, activation_resident, max(compute, memory), traffic)
+    return Tiling(mt, nt, kt, order, weight_resident, activation_resident, max(compute, memory), traffic, compute)
 
 
 def _too_small_message(spec: GemmSpec, budget: TileBudget, kt: int, nt: int, mt: int) -> str:
