@@ -37,6 +37,9 @@ ODD_VALUES = st.one_of(
 )
 
 
+SCALES = [0.0, 1e-12, 1e-6, 1e-3, 0.5, 2.0, 7.0, 1e3, 1e6, 1e12]
+
+
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every key path (mappings and list items) of a parsed file."""
     found = [prefix] if prefix else []
@@ -58,6 +61,11 @@ def _mutate(data: Any, path: tuple[Any, ...], action: str, value: Any) -> Any:
         del node[path[-1]]
     elif action == "add" and isinstance(node, dict):
         node[f"{path[-1]}_extra"] = value
+    elif action == "scale":  # valid-looking extremes: the same key, its number scaled
+        old = node[path[-1]]
+        if isinstance(old, int | float) and not isinstance(old, bool) and isinstance(value, float):
+            scaled = old * value
+            node[path[-1]] = int(scaled) if isinstance(old, int) and math.isfinite(scaled) else scaled
     else:
         node[path[-1]] = value
     return data
@@ -80,10 +88,15 @@ SHIPPED = sorted(p for kind in ("hardware", "memory", "energy") for p in preset_
 def mutated_file(draw: st.DrawFn) -> tuple[Path, Any]:
     source = draw(st.sampled_from(SHIPPED))
     data = yaml.safe_load(source.read_text())
+    if source.parent.name == "hardware":  # inline a memory and the energy table so their keys are fuzzed too
+        data["memory"] = yaml.safe_load(draw(st.sampled_from(sorted(preset_dir("memory").glob("*.yaml")))).read_text())
+        data["energy"] = yaml.safe_load((preset_dir("energy") / f"{data['energy']}.yaml").read_text())
     paths = _paths(data)
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(paths))
-        data = _mutate(data, path, draw(st.sampled_from(["set", "set", "delete", "add"])), draw(ODD_VALUES))
+        action = draw(st.sampled_from(["set", "delete", "add", "scale", "scale", "scale"]))
+        value = draw(st.sampled_from(SCALES)) if action == "scale" else draw(ODD_VALUES)
+        data = _mutate(data, path, action, value)
         paths = _paths(data) or paths
         if not paths:
             break
@@ -175,3 +188,30 @@ def test_mutated_sweep_files_load_or_fail_in_one_line(tmp_path: Path, data: st.D
         assert "\n" not in str(exc)
         return
     assert all(json.dumps(point.job, allow_nan=False) for point in points)  # every job is serialisable
+
+
+@BUDGET
+@given(mutated_file())
+def test_valid_mutated_hardware_simulates_or_fails_in_one_line(tmp_path: Path, case: tuple[Path, Any]) -> None:
+    """A config that validates must simulate a small GEMM with finite results, or refuse in one line."""
+    from mixpe_sim.report.files import ensure_finite
+    from mixpe_sim.runs.gemm import run_gemm
+    from mixpe_sim.workload.limits import check_work, gemm_work
+
+    source, data = case
+    if source.parent.name != "hardware" or not isinstance(data, dict):
+        return
+    for key in ("memory", "energy"):
+        if isinstance(data.get(key), str):
+            data[key] = str(preset_dir(key) / f"{data[key]}.yaml")
+    path = tmp_path / "hw.yaml"
+    try:
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    except yaml.YAMLError:
+        return
+    try:
+        hw = load_hardware(str(path))
+        check_work(hw, gemm_work(hw, 16, 256, 256), None, "--max-work")
+        ensure_finite(run_gemm(hw, 16, 256, 256))
+    except MixpeError as exc:
+        assert "\n" not in str(exc)
