@@ -92,8 +92,34 @@ class _TooDeep(Exception):
     pass
 
 
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether `[`/`{` nest deeper than `limit` outside quotes and comments. PyYAML's scanner is quadratic
+    in flow depth (4 MiB of `[` would take hours), so this linear pre-scan runs first."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, quote, comment = 0, "", False
+    for char in text:
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """YAML 1.1 safe-load with duplicate keys, deep nesting and alias bombs refused."""
+    if _flow_depth_exceeds(text, MAX_DEPTH):
+        raise ConfigError(where, "", f"nested more than {MAX_DEPTH} levels deep")
     try:
         loader = _StrictLoader(text)
         try:
