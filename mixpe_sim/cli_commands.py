@@ -256,8 +256,10 @@ def register_compare(sub: Any) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     import sys
 
+    from mixpe_sim.report.files import check_plot_inputs
     from mixpe_sim.report.plots import plot_dir
 
+    check_plot_inputs(args.dir)
     for path in plot_dir(args.dir):
         sys.stdout.write(f"{path}\n")
     return 0

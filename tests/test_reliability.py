@@ -327,3 +327,15 @@ def test_overrides_are_blamed_for_what_they_broke() -> None:
 def test_compare_reference_is_named_as_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert one_line_error(capsys, ["compare", "--hw", "int8", "--reference", "nope"]).startswith(
         "mixpe-sim: error: --reference: unknown hardware preset 'nope'")
+
+
+def test_plot_refuses_mixed_or_unfinished_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "--model", TINY, "--prompt", "16", "--gen", "2", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    (out / "timeline.csv").write_text("start_s,end_s\n0,1\n")  # not written by this run
+    assert "refusing to plot mixed outputs" in one_line_error(capsys, ["plot", str(out)])
+    (out / "timeline.csv").unlink()
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "state": "running"}))
+    assert "has not finished" in one_line_error(capsys, ["plot", str(out)])

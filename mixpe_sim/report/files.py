@@ -131,3 +131,20 @@ def finish_output_dir(out_dir: Path, result: dict[str, Any]) -> None:
         "command": manifest.get("command", "unknown"), "state": "complete", "started_ns": started,
         "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "version": result.get("version", ""),
         "files": written}) + "\n")
+
+
+def check_plot_inputs(out_dir: Path) -> None:
+    """`plot DIR` draws one command's outputs: refuse a directory whose manifest says a run is incomplete,
+    or that holds result files the manifest does not list (left by another command or an older version)."""
+    manifest = _read_manifest(out_dir)
+    if not manifest:
+        return  # a sweep directory or one written before manifests: plots check their own inputs
+    if manifest.get("state") != "complete":
+        raise MixpeError(f"{out_dir}: the `{manifest.get('command')}` that writes here has not finished "
+                         "(manifest.json state: running); rerun it")
+    listed = set(manifest.get("files", []))
+    foreign = [name for name in OUTPUT_FILES if name.endswith((".json", ".csv")) and (out_dir / name).exists()
+               and name not in listed]
+    if foreign:
+        raise MixpeError(f"{out_dir}: {', '.join(foreign)} not written by the `{manifest.get('command')}` "
+                         "recorded in manifest.json; refusing to plot mixed outputs")
