@@ -193,6 +193,7 @@ def test_integral_scientific_notation_is_accepted_for_integers() -> None:
 @pytest.mark.parametrize("key, value, expected", [
     ("memory.timing.tcl_ns", 0.0001, "greater than or equal to 0.001"),  # rounds to 0 ps
     ("memory.timing.trefi_ns", 100.0, "must exceed trfc_ns"),
+    ("memory.data_rate_mtps", 1e-300, "greater than or equal to 0.000000001"),  # 8e305 ps per burst
 ])
 def test_dram_timings_must_be_representable(key: str, value: float, expected: str) -> None:
     with pytest.raises(ConfigError) as info:

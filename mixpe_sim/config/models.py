@@ -49,7 +49,10 @@ _Int = Annotated[int, BeforeValidator(_whole_number), Field(le=INT_MAX)]
 _Float = Annotated[float, BeforeValidator(_real_number), Field(allow_inf_nan=False, le=FLOAT_MAX, ge=-FLOAT_MAX)]
 PositiveInt = Annotated[_Int, Field(gt=0)]
 NonNegativeInt = Annotated[_Int, Field(ge=0)]
-PositiveFloat = Annotated[_Float, Field(gt=0)]
+# Positive floats are rates, times and energies used as divisors: below 1e-9 (of pJ, ns, W, MT/s) nothing is
+# physical and the derived times overflow (data_rate_mtps=1e-300 -> 8e305 ps per burst).
+POSITIVE_FLOAT_MIN = 1e-9
+PositiveFloat = Annotated[_Float, Field(ge=POSITIVE_FLOAT_MIN)]
 NonNegativeFloat = Annotated[_Float, Field(ge=0)]
 Fraction = Annotated[_Float, Field(ge=0, le=1)]
 # A DRAM timing parameter in ns: engine time is whole picoseconds, so a timing must be at least 1 ps.
