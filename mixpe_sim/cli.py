@@ -6,7 +6,6 @@ User errors print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,14 +47,16 @@ def non_negative_int(text: str) -> int:
 
 def output_dir(text: str) -> Path:
     """An --out DIR that can be created or written into, checked before any simulation runs."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"'{text}' exists and is not a directory")
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(
-            f"cannot create or write into '{text}' ('{existing}' is not a writable directory)")
-    return path
+    from mixpe_sim.report.files import check_writable_dir
+
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    try:
+        return check_writable_dir(Path(text))
+    except NotADirectoryError:
+        raise argparse.ArgumentTypeError(f"'{shown}' exists and is not a directory") from None
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, NUL bytes ... raised by the checks
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise argparse.ArgumentTypeError(f"cannot create or write into '{shown}' ({reason})") from None
 
 
 def add_hardware_options(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +66,11 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
                         help="override one hardware config value, e.g. memory.channels=16 (repeatable)")
 
 
+def add_max_work_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-work", type=positive_int, metavar="UNITS",
+                        help="size ceiling in work units (default: about one hour of simulation; docs/sweeps.md)")
+
+
 def load_hw(args: argparse.Namespace) -> Any:
     from mixpe_sim.config import load_hardware, parse_overrides
 
@@ -72,8 +78,10 @@ def load_hw(args: argparse.Namespace) -> Any:
 
 
 def emit(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> None:
+    from mixpe_sim.report.files import ensure_finite
     from mixpe_sim.report.output import to_json
 
+    ensure_finite(result)
     if getattr(args, "json", False):
         sys.stdout.write(to_json(result) + "\n")
     else:
@@ -86,8 +94,10 @@ def emit(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dic
 def cmd_gemm(args: argparse.Namespace) -> int:
     from mixpe_sim.report.tables import render_gemm
     from mixpe_sim.runs.gemm import run_gemm
+    from mixpe_sim.workload.limits import check_work, gemm_work
 
     hw = load_hw(args)
+    check_work(hw, gemm_work(hw, args.m, args.n, args.k), args.max_work, "--max-work")
     emit(args, run_gemm(hw, args.m, args.n, args.k), render_gemm)
     return 0
 
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     gemm.add_argument("--n", type=positive_int, required=True)
     gemm.add_argument("--k", type=positive_int, required=True)
     gemm.add_argument("--json", action="store_true", help="print one JSON object")
+    add_max_work_option(gemm)
     gemm.set_defaults(handler=cmd_gemm)
 
     listing = sub.add_parser("list", help="list presets: hardware, memory, energy, area, models")
@@ -151,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    from mixpe_sim.report.signals import interrupt_on_termination
+
     try:
+        interrupt_on_termination()
         return handler(args)
     except MixpeError as exc:
         sys.stderr.write(f"mixpe-sim: error: {exc}\n")
@@ -160,6 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         sys.stderr.write(f"mixpe-sim: error: {where}{exc.strerror or exc}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("mixpe-sim: interrupted\n")
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP; str(exc) may say what was kept
+        sys.stderr.write(f"mixpe-sim: interrupted{': ' + str(exc) if str(exc) else ''}\n")
         return 130

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixpe_sim.cli import add_hardware_options, emit, load_hw, non_negative_int, output_dir, positive_int
+from mixpe_sim.cli import (
+    add_hardware_options,
+    add_max_work_option,
+    emit,
+    load_hw,
+    non_negative_int,
+    output_dir,
+    positive_int,
+)
 from mixpe_sim.trace.chrome import TRACE_LEVELS
 
 
@@ -21,6 +29,9 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="store the LM head at the weight precision (default: FP16, as AWQ/GPTQ do)")
     parser.add_argument("--exact", action="store_true",
                         help="simulate every block of every step (no extrapolation or interpolation)")
+    add_max_work_option(parser)
+    parser.add_argument("--allow-long-context", action="store_true",
+                        help="simulate prompts/contexts beyond the model's max_position_embeddings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json and CSV tables to DIR")
     parser.add_argument("--trace", action="store_true",
@@ -37,15 +48,23 @@ def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
 
 
 def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> int:
-    from mixpe_sim.report.files import write_run_outputs
+    from mixpe_sim.report.files import finish_output_dir, write_run_outputs
 
     _warn_wasted_memory(result)
     if args.out is not None:
         write_run_outputs(args.out, result)
         if getattr(args, "trace", False):
             _plot_if_available(args.out)
+        finish_output_dir(args.out, result)
     emit(args, result, render)
     return 0
+
+
+def _claim(args: argparse.Namespace, command: str) -> None:
+    from mixpe_sim.report.files import claim_output_dir
+
+    if args.out is not None:
+        claim_output_dir(args.out, command)
 
 
 def _warn_wasted_memory(result: dict[str, Any]) -> None:
@@ -92,10 +111,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mixpe_sim.report.progress import finish_progress, progress_reporter
     from mixpe_sim.report.tables import render_run
     from mixpe_sim.runs.llm import run_request
-    from mixpe_sim.workload.models import load_model
+    from mixpe_sim.workload.limits import check_work, request_work
+    from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
+    check_context(model, args.prompt + args.gen - 1, "--prompt + --gen - 1", args.allow_long_context)
+    check_work(hw, request_work(hw, model, args.batch, args.prompt, args.gen, args.exact), args.max_work,
+               "--max-work")
+    _claim(args, "run")
     show = not args.json
     try:
         wl = _workload(args, args.prompt, args.gen)
@@ -110,11 +134,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_step(args: argparse.Namespace) -> int:
     from mixpe_sim.report.tables import render_step
     from mixpe_sim.runs.llm import run_step
-    from mixpe_sim.workload.models import load_model
+    from mixpe_sim.workload.limits import check_work, step_work
+    from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hw(args)
     model = load_model(args.model)
     context = args.context
+    check_context(model, context, "--context", args.allow_long_context)
+    tokens = context if args.phase == "prefill" else 1
+    check_work(hw, step_work(hw, model, args.batch, tokens, context, args.exact), args.max_work, "--max-work")
+    _claim(args, "step")
     wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
     result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
     return _finish(args, result, render_step)
@@ -163,6 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise_usage("compare needs --hw (at least one, besides the reference) or --paper")
     models = models or ["llama-2-7b"]
     wl = _workload(args, args.prompt, args.gen)
+    _claim(args, "compare")
     show = not args.json
     try:
         result = run_compare(hardware, models, wl, reference=args.reference or "fp16", memory=args.memory,
@@ -226,8 +256,10 @@ def register_compare(sub: Any) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     import sys
 
+    from mixpe_sim.report.files import check_plot_inputs
     from mixpe_sim.report.plots import plot_dir
 
+    check_plot_inputs(args.dir)
     for path in plot_dir(args.dir):
         sys.stdout.write(f"{path}\n")
     return 0

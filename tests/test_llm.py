@@ -176,5 +176,6 @@ def test_run_out_dir_files(tmp_path: Path) -> None:
 
     out = tmp_path / "res"
     assert main(["run", "--model", TINY, "--prompt", "32", "--gen", "4", "--out", str(out), "--json"]) == 0
-    assert {p.name for p in out.iterdir()} == {"result.json", "per_op.csv", "decode_steps.csv", "per_layer.csv"}
+    assert {p.name for p in out.iterdir()} == {"result.json", "per_op.csv", "decode_steps.csv", "per_layer.csv",
+                                              "manifest.json"}
     assert json.loads((out / "result.json").read_text())["config"]["workload"]["prompt"] == 32

@@ -158,3 +158,58 @@ def test_docs_sweep_example_expands(tmp_path: Path) -> None:
     points = expand(spec)
     assert len(points) == 24 and len({p.config_hash for p in points}) == 24
     assert json.dumps(points[0].job)  # plain data, ready to ship to a worker
+
+
+def test_equal_points_run_once_and_carry_every_point_number(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # array.rows 16 written twice (as 16 and as the base value): three points, two distinct jobs
+    path = write_sweep(tmp_path, "command: gemm\nbase: {m: 64, n: 512, k: 512, set: {array.rows: 16}}\n"
+                                 "grid: {array.rows: [16, 16, 32]}\n")
+    outcome = run_sweep(path, tmp_path / "out")
+    assert outcome.ran == 2 and len(list(read_rows(tmp_path / "out" / RESULTS_FILE))) == 2
+    assert [row["points"] for row in outcome.rows] == [[0, 1], [2]]
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in summary[1:]] == ["0 1", "2"]
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert "3 points (2 distinct" in capsys.readouterr().out
+
+
+def test_error_rows_are_final_and_not_reappended(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "command: gemm\nbase: {m: 64, n: 512, k: 512}\ngrid: {array.rows: [16, 32]}\n")
+    first = run_sweep(path, tmp_path / "out")
+    store = tmp_path / "out" / RESULTS_FILE
+    rows = [json.loads(line) for line in store.read_text().splitlines()]
+    rows[0].update(status="error", error="RuntimeError: engine bug (x.py:1)")
+    rows[0].pop("metrics")
+    store.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    again = run_sweep(path, tmp_path / "out")
+    assert first.ran == 2 and again.ran == 0
+    assert len(store.read_text().splitlines()) == 2
+    assert [row["status"] for row in again.rows] == ["error", "ok"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("command: gemm\nbase: {m: 1, n: 128, k: 128, set: [array.rows, 16]}\n", "base.set: must be a mapping"),
+    ("command: gemm\nbase: {m: 1, n: 128, k: 128, set: array.rows=16}\n", "base.set: must be a mapping"),
+    ("command: gemm\nbase: {m: 1, n: 128, k: 128}\ngrid: {memory.latency_ns: [.nan]}\n", "not a finite number"),
+    ("command: gemm\nbase: {m: 1, n: 128, k: 128}\ngrid: {memory.name: [2024-01-01]}\n", "quote dates"),
+    ("command: gemm\nbase: {m: 1, n: 128, k: 128}\ngrid: {set: [{array.rows: 16}, 3]}\n", "grid.set: must be"),
+])
+def test_unusable_sweep_values_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            text: str, expected: str) -> None:
+    path = write_sweep(tmp_path, text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and expected in err and "Traceback" not in err
+
+
+def test_foreign_rows_are_ignored_by_sweep_and_plot_alike(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "command: gemm\nbase: {m: 64, n: 512, k: 512}\ngrid: {array.rows: [16, 32]}\n")
+    out = tmp_path / "out"
+    run_sweep(path, out)
+    with (out / RESULTS_FILE).open("a") as handle:  # rows another tool (or an old version) appended
+        handle.write('{"config_hash": "abc", "status": "ok"}\n{"config_hash": "def", "point": 9}\n[1, 2]\n')
+    assert len(list(read_rows(out / RESULTS_FILE))) == 2
+    assert run_sweep(path, out).ran == 0
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(out)]) == 0

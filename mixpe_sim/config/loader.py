@@ -11,11 +11,11 @@ import typing
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.config.presets import resolve_preset
+from mixpe_sim.config.textfile import parse_yaml, read_text
 from mixpe_sim.errors import ConfigError
 
 DEFAULT_HARDWARE = "mixpe-w4a16"
@@ -25,20 +25,12 @@ NESTED_PRESET_KEYS = ("memory", "energy", "area")
 DEFAULT_AREA_TABLE = "tech-28nm"
 
 
-def load_yaml_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(str(path), "", f"invalid YAML{where}: {problem}") from None
+def load_yaml_file(path: Path, source: str | None = None) -> dict[str, Any]:
+    """A YAML file holding a mapping; `source` names it in errors (default: the path)."""
+    where = source or str(path)
+    data = parse_yaml(read_text(path, where), where)
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", "expected a mapping of keys at the top level")
+        raise ConfigError(where, "", "expected a mapping of keys at the top level")
     return data
 
 
@@ -50,8 +42,8 @@ def parse_overrides(assignments: list[str]) -> list[tuple[str, Any]]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError("--set", item, "expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--set {item}") if raw else ""
+        except ConfigError:
             value = raw
         parsed.append((key, value))
     return parsed
@@ -73,9 +65,11 @@ def load_hardware(
     spec: str | None = None,
     memory: str | None = None,
     overrides: list[tuple[str, Any]] | None = None,
+    option: str = "--hw",
 ) -> HardwareConfig:
-    """Resolve `--hw`, `--memory` and `--set` into one validated hardware config."""
-    hw_path = resolve_preset("hardware", spec or DEFAULT_HARDWARE, "--hw")
+    """Resolve `--hw`, `--memory` and `--set` into one validated hardware config; `option` names the
+    hardware spec in errors (compare's reference comes from --reference)."""
+    hw_path = resolve_preset("hardware", spec or DEFAULT_HARDWARE, option)
     data = load_yaml_file(hw_path)
     data.setdefault("area", DEFAULT_AREA_TABLE)
     sources: dict[str, str] = {}
@@ -92,7 +86,8 @@ def load_hardware(
     override_sources: dict[str, str] = {}
     for key_path, value in overrides or []:
         _apply_override(data, key_path, copy.deepcopy(value))
-        override_sources[key_path] = f"--set {key_path}={value}"
+        shown = str(value) if len(str(value)) <= 60 else str(value)[:57] + "..."
+        override_sources[key_path] = f"--set {key_path}={shown}"
     try:
         return HardwareConfig.model_validate(data)
     except ValidationError as exc:
@@ -189,16 +184,23 @@ def config_error_from(
     else:
         text = error["msg"].removeprefix("Value error, ")
         given = error.get("input")
-        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+        text_given = repr(given)
+        text_given = text_given if len(text_given) <= 60 else text_given[:57] + "..."
+        shown = "" if isinstance(given, dict | list) else f" (got {text_given})"
         message = f"{text}{shown}"
     source = hw_file
     for override_key, override_source in override_sources.items():
-        if key_path == override_key or key_path.startswith(override_key + "."):
-            source = override_source
-            break
-    else:
-        if path and path[0] in sources:
-            source = sources[path[0]]
-            if source != "--memory":
-                key_path = ".".join(path[1:])
+        # the override set this key, a key inside it, or named a key below one that does not exist
+        if key_path == override_key or key_path.startswith(override_key + ".") or \
+                (kind == "extra_forbidden" and override_key.startswith(key_path + ".")):
+            return ConfigError(override_source, key_path, message)
+    if path and path[0] in sources:
+        source = sources[path[0]]
+        if source != "--memory":
+            key_path = ".".join(path[1:])
+    # an override that switched a section's kind explains errors about that section's other keys
+    switched = [src for key, src in override_sources.items()
+                if key.endswith(".kind") and ".".join(path).startswith(key.removesuffix("kind"))]
+    if switched:
+        source = f"{source} (after {switched[0]})"
     return ConfigError(source, key_path, message)

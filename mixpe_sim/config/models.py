@@ -5,16 +5,64 @@ Validation only: these classes check values and cross-field constraints, they do
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Generic value rules shared by every section (issue 17): YAML `true` is not the integer 1, an integer
+# written as `5e8` (YAML 1.1 reads it as text) is accepted when it is a whole number, floats are finite
+# and below FLOAT_MAX (so products of two config values cannot overflow to infinity), and integers stay
+# below INT_MAX (exact in a float, so no silent rounding in bandwidth arithmetic).
+FLOAT_MAX = 1e15
+INT_MAX = 2**53
+
+
+def _whole_number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not true/false")
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # pydantic reports it as not an integer
+        if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+            raise ValueError(f"expected a whole number, got '{value}'")
+        return int(number)
+    return value
+
+
+def _real_number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    if isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 5e8 (no dot) as text
+        except ValueError:
+            return value  # pydantic reports it as not a number
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (not .inf or .nan)")
+    return value
+
+
+_Int = Annotated[int, BeforeValidator(_whole_number), Field(le=INT_MAX)]
+_Float = Annotated[float, BeforeValidator(_real_number), Field(allow_inf_nan=False, le=FLOAT_MAX, ge=-FLOAT_MAX)]
+PositiveInt = Annotated[_Int, Field(gt=0)]
+NonNegativeInt = Annotated[_Int, Field(ge=0)]
+# Positive floats are rates, times and energies used as divisors: below 1e-9 (of pJ, ns, W, MT/s) nothing is
+# physical and the derived times overflow (data_rate_mtps=1e-300 -> 8e305 ps per burst).
+POSITIVE_FLOAT_MIN = 1e-9
+PositiveFloat = Annotated[_Float, Field(ge=POSITIVE_FLOAT_MIN)]
+NonNegativeFloat = Annotated[_Float, Field(ge=0)]
+Fraction = Annotated[_Float, Field(ge=0, le=1)]
+# A DRAM timing parameter in ns: engine time is whole picoseconds, so a timing must be at least 1 ps.
+PositiveNs = Annotated[_Float, Field(ge=0.001)]
+# bool fields: "no", 0 or "off" are not silently read as booleans.
+Flag = StrictBool
 
 PEKindName = Literal["mixpe", "fp16", "int8", "bitfusion", "ant", "olaccel"]
+# weight GEMM names of a block, LLaMA (qkv_proj, o_proj, gate_up_proj, down_proj) and OPT (fc1, fc2)
+LowPrecisionOp = Literal["qkv_proj", "o_proj", "gate_up_proj", "down_proj", "fc1", "fc2"]
 BufferName = Literal["weight", "activation", "output", "scale"]
 
 
@@ -35,7 +83,7 @@ class ArrayConfig(Frozen):
     # when a tile has fewer rows than the array (decode, M = batch), idle row groups take slices of K and
     # a shared reduction unit of `k_split_reduce_lanes` adders sums their partial sums. False gives the
     # paper's strict formula, where M = 1 uses one array row.
-    k_split_small_m: bool = False
+    k_split_small_m: Flag = False
     k_split_reduce_lanes: PositiveInt = 32  # adds per cycle of the reduction unit (area only when K-split is on)
 
 
@@ -55,10 +103,10 @@ class LowPrecisionMap(Frozen):
 
     weight_bits: Literal[2, 4, 8]
     activation_bits: Literal[2, 4, 8, 16]
-    block_fraction: Annotated[float, Field(ge=0, le=1)]
+    block_fraction: Fraction
     # which weight GEMMs of a chosen block (qkv_proj, o_proj, gate_up_proj, down_proj, fc1, fc2);
     # empty means all of them
-    ops: tuple[str, ...] = ()
+    ops: tuple[LowPrecisionOp, ...] = ()
 
 
 class QuantConfig(Frozen):
@@ -91,7 +139,7 @@ class VectorUnitConfig(Frozen):
 
 class BufferConfig(Frozen):
     capacity_bytes: PositiveInt
-    double_buffered: bool = True
+    double_buffered: Flag = True
     port_bytes_per_cycle: PositiveInt
 
 
@@ -113,14 +161,21 @@ class MemoryEnergy(Frozen):
 
 
 class DramTiming(Frozen):
-    trcd_ns: PositiveFloat  # ACT -> column command
-    tcl_ns: PositiveFloat  # column read -> first data
-    trp_ns: PositiveFloat  # PRE -> ACT
-    tras_ns: PositiveFloat  # ACT -> PRE minimum
+    trcd_ns: PositiveNs  # ACT -> column command
+    tcl_ns: PositiveNs  # column read -> first data
+    trp_ns: PositiveNs  # PRE -> ACT
+    tras_ns: PositiveNs  # ACT -> PRE minimum
     trrd_ns: NonNegativeFloat = 0.0  # ACT -> ACT, different banks of one channel
     tfaw_ns: NonNegativeFloat = 0.0  # window holding at most four ACTs per channel
-    trefi_ns: PositiveFloat = 7800.0  # refresh interval
+    trefi_ns: PositiveNs = 7800.0  # refresh interval
     trfc_ns: NonNegativeFloat = 0.0  # refresh cycle time (all banks blocked)
+
+    @model_validator(mode="after")
+    def _check_refresh(self) -> DramTiming:
+        if self.trfc_ns >= self.trefi_ns:
+            raise ValueError(f"trefi_ns ({self.trefi_ns}) must exceed trfc_ns ({self.trfc_ns}): "
+                             "refresh would never end")
+        return self
 
 
 class DramMemoryConfig(Frozen):

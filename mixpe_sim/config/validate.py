@@ -14,6 +14,10 @@ from mixpe_sim.errors import ConfigError
 
 def validate_file(path: Path) -> str:
     data = load_yaml_file(path)
+    # an energy table also has a `pe` key (energy per PE class), so look for `sram` first
+    if "sram" in data and "array" not in data:
+        _validate_nested("energy", data, path)
+        return f"ok: {path} is a valid energy table ({data.get('name')})"
     if "pe" in data or "array" in data:
         hw: HardwareConfig = load_hardware(str(path))
         return f"ok: {path} is a valid hardware config ({hw.name}, memory {hw.memory.name})"

@@ -43,6 +43,8 @@ def energy_lines(breakdown: dict[str, float], total_j: float) -> list[list[str]]
 
 def memory_lines(stats: dict[str, Any], label: str = "memory") -> list[list[str]]:
     """Achieved bandwidth, row-hit rate, channel balance and read latency of one simulated step."""
+    if not stats:  # a phase that did not run (gen 1 has no decode step)
+        return [[f"{label}", "not simulated (no step of this phase)", ""]]
     util = stats["channel_utilization"]
     peak = stats["peak_bw_bytes_per_s"]
     rows = [
@@ -108,7 +110,8 @@ def render_run(r: dict[str, Any]) -> str:
     decode_total = r["e2e_s"] - r["ttft_s"]
     summary = [
         ["time to first token", fmt_time(r["ttft_s"])],
-        ["time per output token", fmt_time(r["tpot_s"])],
+        ["time per output token",
+         fmt_time(r["tpot_s"]) if r["tpot_s"] is not None else f"none ({r.get('tpot_note', 'no decode step')})"],
         ["end to end", fmt_time(r["e2e_s"])],
         ["output tokens/s", f"{r['tokens_per_s']:.2f}"],
         ["energy", f"{r['energy_j']:.4f} J"],
@@ -159,7 +162,10 @@ def render_step(r: dict[str, Any]) -> str:
     where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
              for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
     return "\n".join([
-        head, *bound_lines(r), table(summary), "\nmemory", table(memory_lines(r["memory"])),
+        head, *bound_lines(r), table(summary),
+        "\nmemory (blocks simulated; the BW utilisation above covers the whole step)"
+        if r.get("mode", {}).get("block_extrapolation") else "\nmemory",
+        table(memory_lines(r["memory"])),
         "\nwhere PE-array time went", table(where),
         "\nops", table(_op_rows(r["per_op"], r["phase"], r["step_s"]), ["op", "calls", "busy", "stalled", "share"]),
         f"\nsimulation: {r['events']:,} events in {r['wall_s']:.2f} s wall",
@@ -205,13 +211,20 @@ def render_sweep(outcome: Any, out_dir: Any, limit: int = 20) -> str:
     failed = [r for r in rows if r["status"] != "ok"]
     keys = list(dict.fromkeys(k for r in rows for k in r["values"]))
     header = ["point", *keys, "latency", "energy"]
-    body = [[str(r["point"]), *(str(r["values"].get(k, "")) for k in keys), fmt_time(r["metrics"]["latency_s"]),
+    body = [[_point_label(r), *(str(r["values"].get(k, "")) for k in keys), fmt_time(r["metrics"]["latency_s"]),
              f"{r['metrics']['energy_j']:.4g} J"] for r in ok[:limit]]
-    lines = [f"sweep: {len(outcome.points)} points, {len(ok)} ok, {len(failed)} failed; ran {outcome.ran} now, "
+    distinct = len({p.config_hash for p in outcome.points})
+    same = f" ({distinct} distinct: equal points ran once)" if distinct != len(outcome.points) else ""
+    lines = [f"sweep: {len(outcome.points)} points{same}, {len(ok)} ok, {len(failed)} failed; ran {outcome.ran} now, "
              f"skipped {outcome.skipped} already finished; results in {out_dir}"]
     if body:
         more = f" (fastest {limit} of {len(ok)})" if len(ok) > limit else ""
         lines += [f"\nby latency{more}", table(body, header)]
     for r in failed:
-        lines.append(f"point {r['point']} {r['values']}: {r['status']}: {r['error']}")
+        lines.append(f"point {_point_label(r)} {r['values']}: {r['status']}: {r['error']}")
     return "\n".join(lines)
+
+
+def _point_label(row: dict[str, Any]) -> str:
+    """Every point number that produced this row (equal points run once)."""
+    return ",".join(map(str, row.get("points", [row["point"]])))

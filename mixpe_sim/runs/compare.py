@@ -45,8 +45,8 @@ def run_compare(hw_specs: list[str], models: list[str], wl: Workload, reference:
     started = time.perf_counter()
     report = progress or (lambda _label: None)
     configs = {}
-    for spec in [*hw_specs, reference]:
-        hw = load_hardware(spec, memory, overrides)
+    for spec, option in [*((spec, "--hw") for spec in hw_specs), (reference, "--reference")]:
+        hw = load_hardware(spec, memory, overrides, option=option)
         configs.setdefault(hw.name, hw)
     ref_name = load_hardware(reference, memory, overrides).name
     if len(configs) < 2:

@@ -176,7 +176,9 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
     return {
         "phases": {"prefill": _phase_figures(prefill.tally), "decode": _phase_figures(decode_total)},
         "ttft_s": ttft_s,
-        "tpot_s": sum(step_s) / len(step_s) if step_s else 0.0,
+        # gen 1 has no decode step, so no time per output token: None, and the note says why
+        "tpot_s": sum(step_s) / len(step_s) if step_s else None,
+        "tpot_note": "" if step_s else "gen 1: the only output token comes from prefill; no decode step, no TPOT",
         "tpot_per_step_s": step_s,
         "e2e_s": e2e_s,
         "tokens_per_s": wl.batch * wl.gen / e2e_s if e2e_s else 0.0,

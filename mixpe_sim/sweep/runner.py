@@ -11,6 +11,7 @@ import traceback
 from typing import Any
 
 from mixpe_sim.errors import ConfigError, MixpeError
+from mixpe_sim.report.files import ensure_finite
 
 METRIC_KEYS = ("ttft_s", "tpot_s", "tokens_per_s", "energy_j", "dram_bytes_read", "dram_bytes_written",
                "dram_bw_utilization", "pe_utilization", "events")
@@ -21,6 +22,7 @@ def run_point(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = _simulate(job)
+        ensure_finite(result)
     except MixpeError as exc:
         return {"status": "failed", "error": str(exc), "wall_s": time.perf_counter() - started}
     except Exception as exc:  # an engine bug must not take the other points down; keep where it happened
@@ -36,12 +38,16 @@ def _simulate(job: dict[str, Any]) -> dict[str, Any]:
     from mixpe_sim.config import load_hardware
     from mixpe_sim.runs.gemm import run_gemm
     from mixpe_sim.runs.llm import Workload, run_request, run_step
-    from mixpe_sim.workload.models import load_model
+    from mixpe_sim.workload.limits import check_work, gemm_work, request_work, step_work
+    from mixpe_sim.workload.models import check_context, load_model
 
     hw = load_hardware(job.get("hw"), job.get("memory"), list(job["set"].items()))
+    max_work = _positive(job, "max_work") if "max_work" in job else None
     command = job["command"]
     if command == "gemm":
-        return run_gemm(hw, _positive(job, "m"), _positive(job, "n"), _positive(job, "k"))
+        m, n, k = _positive(job, "m"), _positive(job, "n"), _positive(job, "k")
+        check_work(hw, gemm_work(hw, m, n, k), max_work, "max_work")
+        return run_gemm(hw, m, n, k)
     model_name = str(job.get("model", "llama-2-7b"))
     model = load_model(model_name)
     exact = bool(job.get("exact", False))
@@ -52,8 +58,14 @@ def _simulate(job: dict[str, Any]) -> dict[str, Any]:
         phase = _choice(job, "phase", ("prefill", "decode"))
         context = _positive(job, "context", 2048)
         prompt = context if phase == "prefill" else max(1, context - 1)
+        check_context(model, context, "sweep point: context", bool(job.get("allow_long_context", False)))
+        tokens = context if phase == "prefill" else 1
+        check_work(hw, step_work(hw, model, common["batch"], tokens, context, exact), max_work, "max_work")
         return run_step(hw, model, Workload(prompt=prompt, gen=1, **common), phase, context, exact)
     wl = Workload(prompt=_positive(job, "prompt", 512), gen=_positive(job, "gen", 32), **common)
+    check_context(model, wl.prompt + wl.gen - 1, "sweep point: prompt + gen - 1",
+                  bool(job.get("allow_long_context", False)))
+    check_work(hw, request_work(hw, model, wl.batch, wl.prompt, wl.gen, exact), max_work, "max_work")
     samples = _positive(job, "decode_samples", 6)
     if samples < 2:
         raise ConfigError("sweep point", "decode_samples", f"needs at least 2, got {samples}")

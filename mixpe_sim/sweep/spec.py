@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,10 +28,12 @@ from mixpe_sim.config.models import Frozen
 from mixpe_sim.errors import ConfigError
 
 Command = Literal["run", "step", "gemm"]
-COMMON_OPTIONS = ("hw", "memory", "exact")
+COMMON_OPTIONS = ("hw", "memory", "exact", "max_work")
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "run": ("model", "batch", "prompt", "gen", "kv_bits", "quantize_lm_head", "decode_samples"),
-    "step": ("model", "batch", "phase", "context", "kv_bits", "quantize_lm_head"),
+    "run": ("model", "batch", "prompt", "gen", "kv_bits", "quantize_lm_head", "decode_samples",
+            "allow_long_context"),
+    "step": ("model", "batch", "phase", "context", "kv_bits", "quantize_lm_head",
+             "allow_long_context"),
     "gemm": ("m", "n", "k"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"run": (), "step": ("phase",), "gemm": ("m", "n", "k")}
@@ -72,8 +75,40 @@ def _allowed_hint(error: dict[str, Any]) -> str:
     return str(error["msg"])
 
 
+def _plain_value_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored in results.jsonl and compared across reruns, or None if it can."""
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    if isinstance(value, list):
+        return next((p for p in map(_plain_value_problem, value) if p), None)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return "mapping keys must be text"
+        return next((p for p in map(_plain_value_problem, value.values()) if p), None)
+    return f"{type(value).__name__} values are not allowed (quote dates and other special YAML values)"
+
+
+def _check_values(source: str, where: str, key: str, values: list[Any]) -> None:
+    for value in values:
+        problem = _plain_value_problem(value)
+        if problem:
+            raise ConfigError(source, f"{where}.{key}", f"{problem} (got {value!r})")
+        if key == "set" and not isinstance(value, dict):
+            raise ConfigError(source, f"{where}.set", f"must be a mapping of hardware key paths to values, "
+                              f"e.g. {{array.rows: 32}} (got {type(value).__name__})")
+
+
 def check_spec(spec: SweepSpec, source: str) -> None:
     """Axis names must be options of the command or hardware key paths; lists must be usable."""
+    for key, value in spec.base.items():
+        _check_values(source, "base", key, [value])
+    for key, values in spec.grid.items():
+        _check_values(source, "grid", key, values)
+    for index, group in enumerate(spec.zip):
+        for key, values in group.items():
+            _check_values(source, f"zip.{index}", key, values)
     allowed = COMMON_OPTIONS + OPTIONS[spec.command]
     axes = [("grid", key, values) for key, values in spec.grid.items()]
     axes += [(f"zip.{i}", key, values) for i, group in enumerate(spec.zip) for key, values in group.items()]

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_FILE = "results.jsonl"
-# rows with these statuses are final: a rerun skips them. "error" (an unexpected exception) is retried.
-FINAL_STATUSES = ("ok", "failed")
+# Every status is final: a rerun skips the point. "error" (an unexpected exception, an engine bug) would
+# fail again on the same version, and the config hash includes the version, so a fixed release reruns it.
+FINAL_STATUSES = ("ok", "failed", "error")
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -26,8 +27,22 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # torn line of a killed sweep: that point runs again
-            if isinstance(row, dict) and "config_hash" in row:
+            if is_result_row(row):
                 yield row
+            # anything else is a torn line or not ours: skipped by sweep and plot alike
+
+
+def is_result_row(row: Any) -> bool:
+    """A row this module wrote: the fields the summary, the table and the plot read."""
+    if not isinstance(row, dict) or not isinstance(row.get("config_hash"), str):
+        return False
+    if row.get("status") not in FINAL_STATUSES or not isinstance(row.get("point"), int):
+        return False
+    if not isinstance(row.get("values"), dict):
+        return False
+    metrics = row.get("metrics")
+    return row["status"] != "ok" or (isinstance(metrics, dict) and isinstance(metrics.get("latency_s"), float | int)
+                                     and isinstance(metrics.get("energy_j"), float | int))
 
 
 def latest_by_hash(path: Path) -> dict[str, dict[str, Any]]:

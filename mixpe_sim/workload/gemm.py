@@ -36,7 +36,7 @@ class GemmSpec:
                 raise WorkloadError(f"{self.name}: {dim} must be positive (got {getattr(self, dim)})")
         if self.group_size and self.k % self.group_size:
             raise WorkloadError(
-                f"{self.name}: group size {self.group_size} does not divide K={self.k} "
+                f"quant.group_size: group size {self.group_size} does not divide K={self.k} of {self.name} "
                 "(choose a group size that divides every weight GEMM's K)"
             )
         return self

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mixpe_sim.config.presets import data_root, looks_like_path
+from mixpe_sim.config.textfile import parse_json, read_text
 from mixpe_sim.errors import ConfigError
 
 Family = Literal["llama", "opt", "paper-linear"]
@@ -15,6 +15,8 @@ Family = Literal["llama", "opt", "paper-linear"]
 SUPPORTED_TYPES: dict[str, Family] = {"llama": "llama", "mistral": "llama", "opt": "opt",
                                       "paper-linear": "paper-linear"}
 MODEL_DIRS = ("models", "paper")
+# Largest accepted model dimension: 2^31 is far above any real model and keeps products exact.
+MAX_DIMENSION = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class ModelSpec:
     tied_embeddings: bool
     learned_positions: bool  # OPT adds a learned position embedding; LLaMA applies RoPE instead
     paper_rows: int = 0  # paper-linear workloads: the fixed GEMM row count M
+    max_positions: int | None = None  # max_position_embeddings: longest context the model was built for
 
     @property
     def q_dim(self) -> int:
@@ -60,17 +63,16 @@ def load_model(spec: str) -> ModelSpec:
     """A model preset name or a path to a HuggingFace-style config.json."""
     if looks_like_path(spec):
         path = Path(spec)
-        if not path.is_file():
+        if path.is_dir():
+            raise ConfigError("--model", "", f"'{spec}' is a directory; expected a config.json file or a preset name")
+        if not path.exists():
             raise ConfigError("--model", "", f"file '{spec}' does not exist")
     else:
         files = model_files()
         if spec not in files:
             raise ConfigError("--model", "", f"unknown model '{spec}' (allowed: {', '.join(sorted(files))})")
         path = files[spec]
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read model config ({exc})") from None
+    data = parse_json(read_text(path), str(path))
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", "expected a JSON object")
     return parse_model(data, name=path.stem, source=str(path))
@@ -87,8 +89,8 @@ def parse_model(data: dict[str, Any], name: str, source: str) -> ModelSpec:
         if key not in data:
             raise ConfigError(source, key, f"required key is missing for model_type '{model_type}'")
         value = data[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(source, key, f"must be a positive integer (got {value!r})")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DIMENSION:
+            raise ConfigError(source, key, f"must be a whole number in 1..{MAX_DIMENSION} (got {value!r})")
         return value
 
     hidden, layers = need("hidden_size"), need("num_hidden_layers")
@@ -102,7 +104,10 @@ def parse_model(data: dict[str, Any], name: str, source: str) -> ModelSpec:
     head_dim = need("head_dim") if data.get("head_dim") is not None else hidden // heads
     if data.get("head_dim") is None and hidden % heads:
         raise ConfigError(source, "num_attention_heads", f"does not divide hidden_size {hidden}")
-    if heads % kv_heads:
+    if heads * head_dim != hidden:
+        raise ConfigError(source, "head_dim", f"num_attention_heads x head_dim = {heads} x {head_dim} must equal "
+                          f"hidden_size ({hidden})")
+    if kv_heads > heads or heads % kv_heads:
         raise ConfigError(source, "num_key_value_heads", f"must divide num_attention_heads ({heads})")
     if family == "opt":
         if data.get("word_embed_proj_dim", hidden) != hidden:
@@ -111,8 +116,18 @@ def parse_model(data: dict[str, Any], name: str, source: str) -> ModelSpec:
     else:
         intermediate, gated = need("intermediate_size"), True
     # HF default: OPT ties the LM head to the embedding; LLaMA configs say so explicitly
-    tied = bool(data.get("tie_word_embeddings", family == "opt"))
+    tied = data.get("tie_word_embeddings", family == "opt")
+    if not isinstance(tied, bool):
+        raise ConfigError(source, "tie_word_embeddings", f"must be true or false (got {tied!r})")
+    max_positions = need("max_position_embeddings") if "max_position_embeddings" in data else None
     return ModelSpec(name=name, family=family, hidden=hidden, layers=layers, heads=heads,
                      kv_heads=kv_heads, head_dim=head_dim, intermediate=intermediate,
                      vocab=need("vocab_size"), gated_mlp=gated, tied_embeddings=tied,
-                     learned_positions=family == "opt")
+                     learned_positions=family == "opt", max_positions=max_positions)
+
+
+def check_context(model: ModelSpec, tokens: int, what: str, allow_longer: bool) -> None:
+    """Refuse a prompt or context beyond the model's max_position_embeddings unless asked to allow it."""
+    if model.max_positions is not None and tokens > model.max_positions and not allow_longer:
+        raise ConfigError(what, "", f"{tokens} tokens exceed {model.name}'s max_position_embeddings "
+                          f"({model.max_positions}); pass --allow-long-context to simulate it anyway")

@@ -172,7 +172,9 @@ def _too_small_message(spec: GemmSpec, budget: TileBudget, kt: int, nt: int, mt:
         needs["buffers.scale.capacity_bytes"] = (scales, budget.scale)
     for key, (need, buf) in needs.items():
         if need > buf.tile_bytes:
+            # a double-buffered buffer holds two tiles: capacity // 2 per tile
+            minimum = 2 * need if buf.tile_bytes != buf.capacity_bytes else need
             return (f"{key}: too small for one tile of {spec.name} (smallest tile {mt}x{nt}x{kt} needs "
                     f"{need} bytes per tile, the buffer holds {buf.tile_bytes} per tile; "
-                    f"allowed: >= {need * buf.capacity_bytes // buf.tile_bytes})")
+                    f"allowed: >= {minimum})")
     return f"{spec.name}: no tiling fits the buffers"
