@@ -93,7 +93,6 @@ def test_each_family_is_at_equal_area(family: str) -> None:
     assert all(abs(a / ref - 1) <= ISO_AREA_TOLERANCE for a in areas.values()), areas
 
 
-@pytest.mark.xfail(reason="lead: pending the JEDEC HBM3/GDDR6 presets of issue 13 (removed at merge)", strict=False)
 def test_dc_decode_is_memory_bound_and_faster_with_every_faster_memory() -> None:
     """Batch-1 LLaMA-2-7B decode (context 2048) on dc-mixpe-w4a16 is bound by the memory on every DRAM
     preset, at >= 0.85 of its peak; its step time falls as peak bandwidth rises (docs/designs.md)."""
