@@ -126,7 +126,7 @@ def interleaved_bank_conflicts(cfg: DramMemoryConfig, scheduler: str) -> tuple[f
         for base in (0, other_row):
             event = ArrivalEvent(env)
             if scheduler == "fr_fcfs":
-                memory.request(0, base + 64 * index, 64, False, event)
+                memory.request(0, base + 64 * index, 64, False, lambda ev, t: ev.arm(t - env.now), event)
             else:
                 event.arm(memory.timing.access(0, base + 64 * index, 64, False))
             done.append(event)

@@ -9,7 +9,6 @@ after the run, which keeps the per-tile work small.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -19,28 +18,29 @@ from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, t
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.counters import OpCounters
 from mixpe_sim.hardware.buffers import Buffer
-from mixpe_sim.hardware.dma import StoreDMA, StoreRequest
-from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.hardware.dma import OpCompletion, StoreDMA, StoreRequest
+from mixpe_sim.hardware.primitives import NOT_YET, Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps
-from mixpe_sim.workload.program import NO_OP, OpInfo, TileStep, Token, VectorStep
+from mixpe_sim.workload.program import NO_OP, NO_TOKEN, OpInfo, TileStep, Token, VectorStep
 
 
 @dataclass(frozen=True, slots=True)
 class Operands:
-    """What the compute units share: tiles, their arrival events, op completion, the buffers."""
+    """What the compute units share: tiles, their arrival times, op completion, the buffers."""
 
     tokens: Sequence[Token]
     remaining_uses: list[int]  # per token, decremented on each use; freed at zero
-    ready: Sequence[ArrivalEvent]
-    op_done: Sequence[simpy.Event]
+    arrivals: Arrivals
+    completion: OpCompletion
     ops: Sequence[OpInfo]
     buffers: dict[str, Buffer]  # "weight", "activation", "output", "scale" (may alias "weight")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _TileEntry:
-    """Cached per (op, Mt, Nt, Kt): time on the array and actions of one such tile."""
+    """Cached per (op, Mt, Nt, Kt, first/last K tile): time on the array and actions of one such tile,
+    and how many such tiles ran (folded into the op counters after the run)."""
 
     busy_ps: int
     compute_ps: int
@@ -51,6 +51,7 @@ class _TileEntry:
     weight_read_bytes: int
     scale_read_bytes: int
     activation_read_bytes: int
+    count: int = 0
 
 
 class _ComputeUnit:
@@ -59,17 +60,32 @@ class _ComputeUnit:
     name = "compute"
 
     def __init__(self, env: simpy.Environment, operands: Operands, counters: list[OpCounters],
-                 store: StoreDMA, trace: TraceSink) -> None:
+                 store: StoreDMA, trace: TraceSink, run_ahead: bool) -> None:
         self.env, self.operands, self.counters = env, operands, counters
         self.store, self._trace = store, trace
+        self._run_ahead = run_ahead
+
+    def _hold(self, delay_ps: int) -> Generator[simpy.Event, None, None]:
+        """Stay busy for `delay_ps`. When no event is due before the end (nothing else can act in the
+        meantime), the clock is moved on directly: the same outcome as a timeout, without the event."""
+        env = self.env
+        if self._run_ahead and (not env._queue or env._queue[0][0] > env._now + delay_ps):
+            env._now += delay_ps  # SimPy has no public way to advance the clock without an event
+            return
+        yield env.timeout(delay_ps)
 
     def _wait_token(self, token_id: int, op: int, load_cause: str) -> Generator[simpy.Event, None, None]:
+        """Wait until the token is in its buffer, attributing the wait to what holds it back."""
         producer = self.operands.tokens[token_id].after_op
         cause = load_cause
-        if producer != NO_OP and not self.operands.op_done[producer].processed:
+        if producer != NO_OP and not self.operands.completion.done[producer]:
             cause = "vector" if self.operands.ops[producer].kind == "vector" else "dependency"
         start = self.env.now
-        yield self.operands.ready[token_id]
+        ready = self.operands.arrivals.ready_ps[token_id]
+        if ready == NOT_YET:
+            yield self.operands.arrivals.wait(token_id)
+        else:
+            yield from self._hold(ready - start)
         self._stall(op, cause, start)
 
     def _stall(self, op: int, cause: str, start_ps: int) -> None:
@@ -87,8 +103,11 @@ class _ComputeUnit:
     def _used(self, token_id: int) -> None:
         remaining = self.operands.remaining_uses
         remaining[token_id] -= 1
-        if remaining[token_id]:
-            return
+        if not remaining[token_id]:
+            self._free(token_id)
+
+    def _free(self, token_id: int) -> None:
+        """The token's last use is over: its buffer space goes back (and may let the DMA load more)."""
         token = self.operands.tokens[token_id]
         buffers = self.operands.buffers
         if token.buffer == "weight" and buffers["scale"] is buffers["weight"]:
@@ -103,13 +122,13 @@ class PEArray(_ComputeUnit):
     name = "pe_array"
 
     def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[TileStep],
-                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink) -> None:
-        super().__init__(env, operands, counters, store, trace)
+                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
+                 run_ahead: bool = True) -> None:
+        super().__init__(env, operands, counters, store, trace, run_ahead)
         self._array = ArraySpec.from_hw(hw)
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits
         self._entries: dict[tuple[int, int, int, int, bool, bool], _TileEntry] = {}
-        self._tally: Counter[tuple[int, int, int, int, bool, bool]] = Counter()
         self.process = env.process(self._run(steps))
 
     def _entry(self, step: TileStep) -> _TileEntry:
@@ -133,34 +152,49 @@ class PEArray(_ComputeUnit):
         )
 
     def _run(self, steps: Sequence[TileStep]) -> Generator[simpy.Event, None, None]:
-        env, trace = self.env, self._trace
-        ready, entries, tally = self.operands.ready, self._entries, self._tally
-        counters = self.counters
+        """The engine's hottest loop (one iteration per tile): locals and tuple unpacking on purpose."""
+        env, trace, run_ahead = self.env, self._trace, self._run_ahead
+        ready_ps, entries = self.operands.arrivals.ready_ps, self._entries
+        deliver, remaining, free = self.operands.arrivals.deliver, self.operands.remaining_uses, self._free
+        counters, submit, queue = self.counters, self.store.submit, env._queue
         for step in steps:
-            op = step.op
-            if not ready[step.weight_token].processed:
-                yield from self._wait_token(step.weight_token, op, "weight_load")
-            if not ready[step.activation_token].processed:
-                yield from self._wait_token(step.activation_token, op, "activation_load")
-            key = (op, step.mt, step.nt, step.kt, step.first_k, step.last_k)
+            op, mt, nt, kt, w_token, a_token, _, first_k, last_k, out_addr, out_bytes, out_token = step
+            ready = ready_ps[w_token]
+            if ready == NOT_YET or ready > env._now:
+                yield from self._wait_token(w_token, op, "weight_load")
+            ready = ready_ps[a_token]
+            if ready == NOT_YET or ready > env._now:
+                yield from self._wait_token(a_token, op, "activation_load")
+            key = (op, mt, nt, kt, first_k, last_k)
             entry = entries.get(key)
             if entry is None:
                 entry = entries[key] = self._entry(step)
-            if step.first_k:
+            if first_k:
                 yield from self._reserve_output(op, entry.psum_bytes)
-            start = env.now
-            yield env.timeout(entry.busy_ps)
-            tally[key] += 1
+            start = env._now
+            end = start + entry.busy_ps
+            if run_ahead and (not queue or queue[0][0] > end):  # _hold, inlined
+                env._now = end
+            else:
+                yield env.timeout(entry.busy_ps)
+            entry.count += 1
             c = counters[op]
             if c.start_ps < 0:
                 c.start_ps = start
-            c.end_ps = env.now
+            c.end_ps = end
             if trace.enabled:
                 self._trace_tile(step, entry, start)
-            self._used(step.weight_token)
-            self._used(step.activation_token)
-            if step.last_k:
-                self.store.submit(StoreRequest(op, step.out_addr, step.out_bytes, entry.psum_bytes))
+            # the result is booked on the memory before the freed input space lets the DMA load more
+            if last_k:
+                if out_token != NO_TOKEN:
+                    deliver(out_token, end)
+                submit(StoreRequest(op, out_addr, out_bytes, entry.psum_bytes, end))
+            remaining[w_token] -= 1
+            if not remaining[w_token]:
+                free(w_token)
+            remaining[a_token] -= 1
+            if not remaining[a_token]:
+                free(a_token)
         self._fold_tally()
 
     def _trace_tile(self, step: TileStep, entry: _TileEntry, start: int) -> None:
@@ -181,8 +215,8 @@ class PEArray(_ComputeUnit):
     def _fold_tally(self) -> None:
         """Turn (tile kind -> count) into op counters and buffer traffic."""
         buffers = self.operands.buffers
-        for key, count in sorted(self._tally.items()):
-            entry = self._entries[key]
+        for key, entry in sorted(self._entries.items()):
+            count = entry.count
             op, first_k = key[0], key[4]
             c = self.counters[op]
             cost = entry.cost
@@ -213,8 +247,9 @@ class VectorUnit(_ComputeUnit):
             self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
 
     def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[VectorStep],
-                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink) -> None:
-        super().__init__(env, operands, counters, store, trace)
+                 operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
+                 run_ahead: bool = True) -> None:
+        super().__init__(env, operands, counters, store, trace, run_ahead)
         self._lanes = hw.vector.lanes
         self._freq_hz = hw.core_freq_hz
         self.process = env.process(self._run(steps))
@@ -222,15 +257,17 @@ class VectorUnit(_ComputeUnit):
     def _run(self, steps: Sequence[VectorStep]) -> Generator[simpy.Event, None, None]:
         env, trace = self.env, self._trace
         buffers = self.operands.buffers
+        ready_ps = self.operands.arrivals.ready_ps
         for step in steps:
             op = step.op
-            if not self.operands.ready[step.in_token].processed:
+            ready = ready_ps[step.in_token]
+            if ready == NOT_YET or ready > env.now:
                 yield from self._wait_token(step.in_token, op, "activation_load")
             yield from self._reserve_output(op, step.out_bytes)
             cycles = ceil_div(step.elements * step.ops_per_element, self._lanes)
             busy_ps = cycles_to_ps(cycles, self._freq_hz)
             start = env.now
-            yield env.timeout(busy_ps)
+            yield from self._hold(busy_ps)
             c = self.counters[op]
             c.tiles += 1
             c.compute_cycles += cycles
@@ -242,5 +279,7 @@ class VectorUnit(_ComputeUnit):
             if trace.enabled:
                 trace.span(self.name, "ops", self.operands.ops[op].name, start, env.now,
                            {"op": op, "elements": step.elements})
+            if step.out_token != NO_TOKEN:
+                self.operands.arrivals.deliver(step.out_token, env.now)
+            self.store.submit(StoreRequest(op, step.out_addr, step.out_bytes, step.out_bytes, env.now))
             self._used(step.in_token)
-            self.store.submit(StoreRequest(op, step.out_addr, step.out_bytes, step.out_bytes))

@@ -2,18 +2,19 @@
 
 A DMA reserves space before it loads (a full buffer back-pressures the DMA); the consumer releases
 the space after the tile's last use. Double buffering is the consequence, not a flag: when two
-tiles fit, the next one loads while the current one is in use.
+tiles fit, the next one loads while the current one is in use. Reservations are granted in FIFO
+order, without an event when they fit at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Callable, Generator
 
 import simpy
 
 from mixpe_sim.config.models import BufferConfig
 from mixpe_sim.engine.counters import BufferCounters
-from mixpe_sim.hardware.primitives import ByteSpace
 from mixpe_sim.trace.sink import TraceSink
 
 
@@ -22,26 +23,61 @@ class Buffer:
         self.env = env
         self.name = name
         self.capacity_bytes = cfg.capacity_bytes
-        self._space = ByteSpace(env, cfg.capacity_bytes)
+        self.free_bytes = cfg.capacity_bytes
+        self._waiters: deque[tuple[int, simpy.Event]] = deque()
         self._trace = trace
         self.counters = BufferCounters()
+        # set by the DMA that fills this buffer when it stops for lack of space: called once on the next release
+        self.wake_on_release: Callable[[], None] | None = None
 
     @property
     def occupancy_bytes(self) -> int:
-        return self.capacity_bytes - self._space.free_bytes
+        return self.capacity_bytes - self.free_bytes
+
+    def try_reserve(self, nbytes: int) -> bool:
+        """Take `nbytes` now if they are free and nobody is queued (the DMA's way: it never waits here)."""
+        if self._waiters or nbytes > self.free_bytes:
+            return False
+        self.free_bytes -= nbytes
+        occupancy = self.capacity_bytes - self.free_bytes  # _grew, inlined: the DMA calls this per tile
+        if occupancy > self.counters.peak_occupancy_bytes:
+            self.counters.peak_occupancy_bytes = occupancy
+        if self._trace.enabled:
+            self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, occupancy)
+        return True
 
     def reserve(self, nbytes: int) -> Generator[simpy.Event, None, None]:
         """`yield from buffer.reserve(n)`: returns once n bytes are held for the caller."""
-        if not self._space.try_reserve(nbytes):
-            yield self._space.wait_reserve(nbytes)
-        self._changed()
+        if self.try_reserve(nbytes):
+            return
+        if nbytes > self.capacity_bytes:
+            raise ValueError(f"reservation of {nbytes} bytes exceeds {self.name} capacity {self.capacity_bytes}")
+        granted = self.env.event()
+        self._waiters.append((nbytes, granted))
+        self._grant()
+        yield granted
 
     def release(self, nbytes: int) -> None:
-        self._space.release(nbytes)
-        self._changed()
+        self.free_bytes += nbytes
+        if self._waiters:
+            self._grant()
+        if self._trace.enabled:
+            self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, self.occupancy_bytes)
+        wake = self.wake_on_release
+        if wake is not None:
+            self.wake_on_release = None
+            wake()
 
-    def _changed(self) -> None:
-        occupancy = self.capacity_bytes - self._space.free_bytes
+    def _grant(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.free_bytes:
+            nbytes, granted = waiters.popleft()
+            self.free_bytes -= nbytes
+            self._grew()
+            granted.succeed()
+
+    def _grew(self) -> None:
+        occupancy = self.capacity_bytes - self.free_bytes
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
         if self._trace.enabled:

@@ -1,62 +1,110 @@
 """DMA engines: stream tiles from DRAM into a buffer in program order, and write results back.
 
-A load DMA keeps issuing as long as its buffer has room, so several transfers can be in flight
-(their overlap is decided by the memory model); a tile becomes usable when its last byte arrives.
-Write-backs are booked on the memory the moment a result is ready (busy-until), so the store DMA
-needs no process of its own.
+A load DMA issues transfers as long as its buffer has room and the data it reads has been written,
+so several transfers can be in flight (their overlap is decided by the memory model); a tile becomes
+usable when its last byte arrives. The load DMA is not a process: it acts when something it waits
+for happens (buffer space freed, a producer op finished), at that moment, so a hand-off costs no
+event of its own. Write-backs are booked on the memory the moment a result is ready.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import simpy
 
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
-from mixpe_sim.hardware.primitives import ArrivalEvent
+from mixpe_sim.hardware.primitives import ArrivalEvent, Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.workload.program import NO_OP, Token
 
 
+class OpCompletion:
+    """Counts outstanding stores per op: an op is done when its last result is written back."""
+
+    def __init__(self, stores_per_op: Sequence[int]) -> None:
+        self.pending = list(stores_per_op)
+        self.done = [count == 0 for count in self.pending]
+        self._listeners: dict[int, list[Callable[[], None]]] = {}
+
+    def when_done(self, op: int, callback: Callable[[], None]) -> None:
+        self._listeners.setdefault(op, []).append(callback)
+
+    def store_finished(self, op: int) -> None:
+        self.pending[op] -= 1
+        if self.pending[op] == 0:
+            self.done[op] = True
+            for callback in self._listeners.pop(op, ()):
+                callback()
+
+
 class LoadDMA:
     def __init__(self, env: simpy.Environment, name: str, memory: MemoryModel, buffer: Buffer,
-                 scale_buffer: Buffer, tokens: Sequence[Token], order: Sequence[int],
-                 ready: Sequence[ArrivalEvent], op_done: Sequence[simpy.Event], trace: TraceSink) -> None:
+                 scale_buffer: Buffer, tokens: Sequence[Token], order: Sequence[int], arrivals: Arrivals,
+                 completion: OpCompletion, trace: TraceSink) -> None:
         self.env, self.name, self.memory = env, name, memory
         self.buffer, self.scale_buffer = buffer, scale_buffer
-        self.tokens, self.ready, self.op_done = tokens, ready, op_done
+        self.tokens, self.arrivals, self.completion = tokens, arrivals, completion
+        self._order = order
+        self._next = 0  # index into order of the next token to load
+        self._holding_payload = False  # separate scale SRAM: payload space held while scale space frees
+        self._shared_scales = scale_buffer is buffer
         self._trace = trace
-        self.process = env.process(self._run(order))
+        self._issued: dict[int, tuple[int, int, int]] = {}  # traced runs: token -> (issue time, bytes, addr)
+        self._deliver: Callable[[Any, int], None] = self._arrived_traced if trace.enabled else arrivals.deliver
 
-    def _run(self, order: Sequence[int]) -> Generator[simpy.Event, None, None]:
-        env, memory, trace = self.env, self.memory, self._trace
-        buffer, scale_buffer = self.buffer, self.scale_buffer
-        shared_scales = scale_buffer is buffer
-        for token_id in order:
-            token = self.tokens[token_id]
-            if token.after_op != NO_OP:
-                yield self.op_done[token.after_op]
-            if shared_scales:
-                yield from buffer.reserve(token.payload_bytes + token.scale_bytes)
-            else:
-                yield from buffer.reserve(token.payload_bytes)
-                if token.scale_bytes:
-                    yield from scale_buffer.reserve(token.scale_bytes)
-            nbytes = token.payload_bytes + token.scale_bytes
-            ready = self.ready[token_id]
-            if trace.enabled:
-                self._trace_on_arrival(ready, token_id, nbytes, token.dram_addr)
-            memory.request(env.now, token.dram_addr, nbytes, False, ready)
-            buffer.counters.bytes_written += token.payload_bytes
-            scale_buffer.counters.bytes_written += token.scale_bytes
+    @property
+    def finished(self) -> bool:
+        return self._next == len(self._order)
 
-    def _trace_on_arrival(self, ready: ArrivalEvent, token_id: int, nbytes: int, addr: int) -> None:
-        issued = self.env.now
-        ready.callbacks.append(lambda _event: self._trace.span(
-            f"dma.{self.name}", "load", "load", issued, self.env.now,
-            {"token": token_id, "bytes": nbytes, "addr": addr}))
+    def pump(self) -> None:
+        """Issue every transfer that can start now, in program order; stop at the first that cannot.
+
+        The engine's hottest code with the array's tile loop: locals and tuple unpacking on purpose.
+        """
+        order, index, count = self._order, self._next, len(self._order)
+        tokens, done, deliver = self.tokens, self.completion.done, self._deliver
+        request, buffer, shared = self.memory.request, self.buffer, self._shared_scales
+        traced = self._trace.enabled
+        now = self.env._now
+        while index < count:
+            token_id = order[index]
+            _, _, addr, payload, scales, after_op = tokens[token_id]
+            if after_op != NO_OP and not done[after_op]:
+                self.completion.when_done(after_op, self.pump)
+                break
+            if shared:
+                if not buffer.try_reserve(payload + scales):
+                    buffer.wake_on_release = self.pump
+                    break
+            elif not self._reserve_split(payload, scales):
+                break
+            if traced:
+                self._issued[token_id] = (now, payload + scales, addr)
+            request(now, addr, payload + scales, False, deliver, token_id)
+            index += 1
+        self._next = index
+
+    def _reserve_split(self, payload: int, scales: int) -> bool:
+        """Separate scale SRAM: hold the payload's space while waiting for the scales' space."""
+        if not self._holding_payload:
+            if not self.buffer.try_reserve(payload):
+                self.buffer.wake_on_release = self.pump
+                return False
+            self._holding_payload = True
+        if scales and not self.scale_buffer.try_reserve(scales):
+            self.scale_buffer.wake_on_release = self.pump
+            return False
+        self._holding_payload = False
+        return True
+
+    def _arrived_traced(self, token_id: int, ready_ps: int) -> None:
+        issued, nbytes, addr = self._issued.pop(token_id)
+        self._trace.span(f"dma.{self.name}", "load", "load", issued, ready_ps,
+                         {"token": token_id, "bytes": nbytes, "addr": addr})
+        self.arrivals.deliver(token_id, ready_ps)
 
 
 class StoreRequest(NamedTuple):
@@ -64,29 +112,32 @@ class StoreRequest(NamedTuple):
     addr: int
     nbytes: int  # written to DRAM
     reserved_bytes: int  # output-buffer space freed once the write completes
+    issued_ps: int
 
 
 class StoreDMA:
     def __init__(self, env: simpy.Environment, memory: MemoryModel, buffer: Buffer,
-                 on_complete: Callable[[StoreRequest], None], trace: TraceSink) -> None:
+                 completion: OpCompletion, trace: TraceSink) -> None:
         self.env, self.memory, self.buffer = env, memory, buffer
-        self._on_complete = on_complete
+        self._completion = completion
         self._trace = trace
 
     def submit(self, request: StoreRequest) -> None:
         """Book the write on the memory now; free the buffer space when its last byte is out."""
         if not request.nbytes:  # a result that stays on chip (fused attention): done at once
-            self._complete(request, self.env.now)
+            self._complete(request)
             return
-        issued = self.env.now
-        done = ArrivalEvent(self.env)
-        done.callbacks.append(lambda _event: self._complete(request, issued))
-        self.memory.request(issued, request.addr, request.nbytes, True, done)
+        self.memory.request(request.issued_ps, request.addr, request.nbytes, True, self._written, request)
         self.buffer.counters.bytes_read += request.nbytes
 
-    def _complete(self, request: StoreRequest, issued_ps: int) -> None:
+    def _written(self, request: StoreRequest, finish_ps: int) -> None:
+        done = ArrivalEvent(self.env)
+        done.callbacks.append(lambda _event: self._complete(request))
+        done.arm(finish_ps - self.env.now)
+
+    def _complete(self, request: StoreRequest) -> None:
         if self._trace.enabled:
-            self._trace.span("dma.store", "store", "store", issued_ps, self.env.now,
+            self._trace.span("dma.store", "store", "store", request.issued_ps, self.env.now,
                              {"op": request.op, "bytes": request.nbytes, "addr": request.addr})
         self.buffer.release(request.reserved_bytes)
-        self._on_complete(request)
+        self._completion.store_finished(request.op)

@@ -8,14 +8,14 @@ model (DramMemory.serve); only the order differs. The controller decides on the 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import simpy
 
 from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, MemoryConfig
 from mixpe_sim.hardware.memory import DramMemory, FlatMemory, IdealMemory, MemoryCounters, count_bytes
-from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 
 
@@ -23,7 +23,8 @@ from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 class _Transfer:
     issued_ps: int
     is_write: bool
-    done: ArrivalEvent
+    deliver: Callable[[Any, int], None]
+    tag: Any
     parts_left: int
     finish_ps: int
 
@@ -50,10 +51,11 @@ class ScheduledDram:
     def counters(self) -> MemoryCounters:
         return self.timing.counters
 
-    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool, done: ArrivalEvent) -> None:
+    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
+                deliver: Callable[[Any, int], None], tag: Any) -> None:
         ranges = self.timing.channel_ranges(addr, nbytes)
         count_bytes(self.timing.counters, nbytes, is_write)
-        transfer = _Transfer(now_ps, is_write, done, len(ranges), now_ps)
+        transfer = _Transfer(now_ps, is_write, deliver, tag, len(ranges), now_ps)
         for channel, lo, hi in ranges:
             self._queues[channel].append(_Part(transfer, lo, hi))
             wakeup = self._wakeups[channel]
@@ -89,7 +91,7 @@ class ScheduledDram:
         if transfer.parts_left == 0:
             if not transfer.is_write:
                 self.timing.counters.read_latencies_ps.append(transfer.finish_ps - transfer.issued_ps)
-            transfer.done.arm(transfer.finish_ps - self.env.now)
+            transfer.deliver(transfer.tag, transfer.finish_ps)
 
 
 MemoryModel = IdealMemory | FlatMemory | DramMemory | ScheduledDram

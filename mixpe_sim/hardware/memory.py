@@ -2,8 +2,9 @@
 
 `access(now_ps, addr, nbytes, is_write)` books the transfer on the memory's resources and returns the
 time its last byte arrives. Requests are served in the order they are issued (FCFS per channel).
-`request(...)` is the engine's interface: it arms a completion event instead of returning a time, so
-a scheduling controller (hardware/dram_scheduler.py) can stand in for the FCFS arithmetic.
+`request(..., deliver, tag)` is the engine's interface: it calls `deliver(tag, last_byte_ps)` once the
+time is known (at once here), so a scheduling controller (hardware/dram_scheduler.py) that decides
+later can stand in for the FCFS arithmetic.
 A DRAM transfer is split into per-channel transactions by the address mapping; each transaction
 walks its row segments, paying precharge/activate on row misses and burst time on the data bus, so
 achieved bandwidth emerges from row hits, bank parallelism and refresh rather than being a constant.
@@ -11,12 +12,13 @@ achieved bandwidth emerges from row hits, bank parallelism and refresh rather th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, IdealMemoryConfig
-from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
-from mixpe_sim.units import PS_PER_S, ceil_div, ns_to_ps
+from mixpe_sim.units import PS_PER_S, ns_to_ps
 
 
 @dataclass
@@ -33,13 +35,14 @@ class MemoryCounters:
 
 
 class _BusyUntil:
-    """Engine interface of the FCFS models: arm the completion event at the computed time."""
+    """Engine interface of the FCFS models: the completion time is known when the request is made."""
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         raise NotImplementedError
 
-    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool, done: ArrivalEvent) -> None:
-        done.arm(self.access(now_ps, addr, nbytes, is_write) - now_ps)
+    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
+                deliver: Callable[[Any, int], None], tag: Any) -> None:
+        deliver(tag, self.access(now_ps, addr, nbytes, is_write))
 
 
 class IdealMemory(_BusyUntil):
@@ -65,20 +68,27 @@ class FlatMemory(_BusyUntil):
         self.cfg = cfg
         self.channels = 1
         self._latency_ps = ns_to_ps(cfg.latency_ns)
+        self._bw_bytes_per_s = cfg.bw_bytes_per_s
         self._bus_free_ps = 0
         self.counters = MemoryCounters(channel_busy_ps=[0])
         self._trace = trace
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
-        start = max(now_ps, self._bus_free_ps)
-        duration = ceil_div(nbytes * PS_PER_S, self.cfg.bw_bytes_per_s)
-        self._bus_free_ps = start + duration
-        self.counters.channel_busy_ps[0] += duration
+        bus_free = self._bus_free_ps
+        start = now_ps if now_ps > bus_free else bus_free
+        duration = -(-nbytes * PS_PER_S // self._bw_bytes_per_s)
+        self._bus_free_ps = end = start + duration
+        counters = self.counters
+        counters.channel_busy_ps[0] += duration
         if self._trace.enabled:
-            self._trace.span("dram", "link", _direction(is_write), start, start + duration, {"bytes": nbytes})
-        finish = self._bus_free_ps + self._latency_ps
-        _count(self.counters, nbytes, is_write, latency_ps=finish - now_ps)
+            self._trace.span("dram", "link", _direction(is_write), start, end, {"bytes": nbytes})
+        finish = end + self._latency_ps
+        _count(counters, nbytes, is_write, latency_ps=finish - now_ps)
         return finish
+
+    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
+                deliver: Callable[[Any, int], None], tag: Any) -> None:
+        deliver(tag, self.access(now_ps, addr, nbytes, is_write))
 
 
 class _Channel:
@@ -269,6 +279,9 @@ def count_bytes(counters: MemoryCounters, nbytes: int, is_write: bool) -> None:
 
 
 def _count(counters: MemoryCounters, nbytes: int, is_write: bool, latency_ps: int) -> None:
-    count_bytes(counters, nbytes, is_write)
-    if not is_write:
+    counters.requests += 1
+    if is_write:
+        counters.bytes_written += nbytes
+    else:
+        counters.bytes_read += nbytes
         counters.read_latencies_ps.append(latency_ps)

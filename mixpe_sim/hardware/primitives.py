@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import simpy
 from simpy.events import NORMAL
+
+NOT_YET = -1  # a token whose arrival time is not known yet (its transfer has not been issued)
 
 
 class ArrivalEvent(simpy.Event):
@@ -21,37 +21,32 @@ class ArrivalEvent(simpy.Event):
         self.env.schedule(self, NORMAL, delay_ps)
 
 
-class ByteSpace:
-    """Free bytes of an SRAM: reservations are granted in FIFO order, without an event when they fit."""
+class Arrivals:
+    """When each token's last byte is (or will be) in its buffer.
 
-    def __init__(self, env: simpy.Environment, capacity_bytes: int) -> None:
+    Arrival times are plain numbers: a consumer that finds its tile already there continues without
+    an event, one that arrives early waits with a single timeout, and only a consumer that needs a
+    tile whose transfer has not been issued yet gets an event, armed when the arrival becomes known.
+    """
+
+    def __init__(self, env: simpy.Environment, count: int) -> None:
         self.env = env
-        self.capacity_bytes = capacity_bytes
-        self.free_bytes = capacity_bytes
-        self._waiters: deque[tuple[int, simpy.Event]] = deque()
+        self.ready_ps = [NOT_YET] * count
+        self._waiters: dict[int, list[ArrivalEvent]] = {}
 
-    def try_reserve(self, nbytes: int) -> bool:
-        if self._waiters or nbytes > self.free_bytes:
-            return False
-        self.free_bytes -= nbytes
-        return True
+    def deliver(self, token_id: int, ready_ps: int) -> None:
+        """The token's last byte arrives at `ready_ps` (>= now)."""
+        self.ready_ps[token_id] = ready_ps
+        if self._waiters and token_id in self._waiters:
+            delay = ready_ps - self.env.now
+            for waiter in self._waiters.pop(token_id):
+                waiter.arm(delay)
 
-    def wait_reserve(self, nbytes: int) -> simpy.Event:
-        """An event that fires once `nbytes` have been granted (after earlier waiters)."""
-        if nbytes > self.capacity_bytes:
-            raise ValueError(f"reservation of {nbytes} bytes exceeds capacity {self.capacity_bytes}")
-        event = self.env.event()
-        self._waiters.append((nbytes, event))
-        self._grant()
-        return event
-
-    def release(self, nbytes: int) -> None:
-        self.free_bytes += nbytes
-        self._grant()
-
-    def _grant(self) -> None:
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= self.free_bytes:
-            nbytes, event = waiters.popleft()
-            self.free_bytes -= nbytes
-            event.succeed()
+    def wait(self, token_id: int) -> simpy.Event:
+        """An event that fires when the token has arrived (a timeout if its time is known)."""
+        ready = self.ready_ps[token_id]
+        if ready != NOT_YET:
+            return self.env.timeout(max(0, ready - self.env.now))
+        waiter = ArrivalEvent(self.env)
+        self._waiters.setdefault(token_id, []).append(waiter)
+        return waiter

@@ -23,7 +23,7 @@ from mixpe_sim.errors import ConfigError
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.graph import CausalMask
 from mixpe_sim.workload.lowering import ProgramBuilder, Region
-from mixpe_sim.workload.program import NO_OP, OpInfo, TileStep, VectorStep
+from mixpe_sim.workload.program import OpInfo, TileStep, TokenBuffer, VectorStep
 from mixpe_sim.workload.tiling import TileBudget, candidate_sizes
 
 # Vector-unit operations of online softmax (FlashAttention-2, Dao 2023, Algorithm 1), assumed one
@@ -41,6 +41,9 @@ NORMALIZE_OPS_PER_OUTPUT = 1
 TIME_SLACK_FOR_TRAFFIC = 0.05
 # smallest K/V block tried: one DRAM burst-friendly block of keys
 MIN_KEY_BLOCK = 16
+# The array computes block j+1's scores while the vector unit runs block j's online softmax
+# (software pipelining, as FlashAttention-3's ping-pong schedule): two score blocks live on chip.
+SCORE_BLOCKS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +131,9 @@ def _fits(shape: FlashShape, budget: TileBudget, br: int, bc: int, kv_split: boo
         return "buffers.activation.capacity_bytes" if kv_split else "buffers.weight.capacity_bytes"
     if q_block > q_limit:
         return "buffers.weight.capacity_bytes" if kv_split else "buffers.activation.capacity_bytes"
-    # the O accumulator is held across the K/V loop next to one block of scores
-    if ceil_div(br * (bc + shape.d) * psum, BITS_PER_BYTE) > budget.output.tile_bytes:
+    # the O accumulator is held across the K/V loop next to two blocks of scores (the next block's
+    # scores are computed while the vector unit works on this block's)
+    if ceil_div(br * (SCORE_BLOCKS_IN_FLIGHT * bc + shape.d) * psum, BITS_PER_BYTE) > budget.output.tile_bytes:
         return "buffers.output.capacity_bytes"
     return ""
 
@@ -198,8 +202,8 @@ def lower_fused_attention(builder: ProgramBuilder, name: str, layer: int, shape:
                           tiling: FlashTiling, regions: FlashRegions) -> tuple[int, int]:
     """Append the fused op (array tiles) and its online softmax (vector steps). Returns both op indices.
 
-    Scores, probabilities and the O accumulator are on-chip tokens and stores (no DRAM traffic). The
-    vector steps synchronise with the array per op, not per block (docs/modelling.md "Attention").
+    Scores, probabilities and the O accumulator are on-chip tokens and stores (no DRAM traffic). Each
+    block's PV tile waits for that block's softmax on the vector unit (docs/modelling.md "Attention").
     """
     base = f"L{layer}." if layer >= 0 else ""
     suffix = name[len(base) + 2:]  # "L0.qk[5+3]" -> "[5+3]"
@@ -213,43 +217,74 @@ def lower_fused_attention(builder: ProgramBuilder, name: str, layer: int, shape:
         activation_bits=shape.activation_bits, output_bits=shape.activation_bits, dequant="none",
         group_size=1, macs=0, elements=0, group="attention"))
     q_stride, kv_stride = regions.q.nbytes // shape.instances, regions.k.nbytes // shape.instances
+    # Array order QK_0, QK_1, PV_0, QK_2, PV_1, ... over every (query block, K/V block) of the op, so
+    # each block's softmax on the vector unit overlaps the next block's scores on the array.
+    pending: tuple[_QueryBlock, _Block, int, int] | None = None  # PV waiting for its softmax
     for instance in range(shape.instances):
         for row0, rows in query_blocks(shape, tiling.br):
-            _lower_query_block(builder, shape, tiling, op, vec, regions, instance * q_stride,
-                               instance * kv_stride, row0, rows)
+            query = _open_query_block(builder, shape, tiling, regions, instance * q_stride,
+                                      instance * kv_stride, row0, rows)
+            key0 = 0
+            for block in kv_blocks(shape, row0, rows, tiling.bc):
+                probs = _lower_scores(builder, shape, tiling, op, vec, regions, query, block, key0)
+                if pending is not None:
+                    _lower_pv(builder, shape, tiling, op, regions, *pending)
+                pending = (query, block, probs, key0)
+                key0 += block.keys
+    if pending is not None:
+        _lower_pv(builder, shape, tiling, op, regions, *pending)
     return op, vec
 
 
-def _lower_query_block(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, op: int, vec: int,
-                       regions: FlashRegions, q_offset: int, kv_offset: int, row0: int, rows: int) -> None:
+@dataclass(frozen=True, slots=True)
+class _QueryBlock:
+    q_token: int
+    o_id: int  # the O accumulator
+    o_addr: int
+    q_bytes: int
+    kv_offset: int  # the instance's K and V within their regions
+
+
+def _open_query_block(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, regions: FlashRegions,
+                      q_offset: int, kv_offset: int, row0: int, rows: int) -> _QueryBlock:
     q_bytes = shape.q_block_bytes(rows)
     q_addr = regions.q.base + q_offset + shape.q_block_bytes(row0)
     q_buffer = "weight" if tiling.kv_split else "activation"  # kv_split: q is the stationary operand
-    kv_buffer = "activation" if tiling.kv_split else "weight"
     q_token = builder.new_token(q_buffer, q_addr, q_bytes, regions.q_after_op)
-    o_id = builder.new_output()
-    blocks = kv_blocks(shape, row0, rows, tiling.bc)
-    key0 = 0
-    for block in blocks:
-        qk, pv = tile_shapes(shape, block, tiling.kv_split)
-        kv_bytes = shape.kv_block_bytes(block.keys)
-        k_token = builder.new_token(kv_buffer, regions.k.base + kv_offset + shape.kv_block_bytes(key0),
-                                    kv_bytes, regions.kv_after_op)
-        builder.use(q_token)
-        builder.use(k_token)
-        qk_w, qk_a = (q_token, k_token) if tiling.kv_split else (k_token, q_token)
-        builder.steps.append(TileStep(op, *qk, qk_w, qk_a, builder.new_output(), True, True, 0, 0))
-        # the vector unit reads the scores and writes the probabilities on chip
-        scores = builder.new_token("on_chip", 0, 0, NO_OP)
-        builder.use(scores)
-        builder.steps.append(VectorStep(vec, vector_ops(shape, block), 1, scores, 0, 0))
-        v_token = builder.new_token(kv_buffer, regions.v.base + kv_offset + shape.kv_block_bytes(key0),
-                                    kv_bytes, regions.kv_after_op)
-        p_token = builder.new_token("on_chip", 0, 0, NO_OP)
-        builder.use(v_token)
-        builder.use(p_token)
-        w_token, a_token = (p_token, v_token) if tiling.kv_split else (v_token, p_token)
-        o_addr = regions.o.base + q_offset + shape.q_block_bytes(row0)
-        builder.steps.append(TileStep(op, *pv, w_token, a_token, o_id, block.first, block.last, o_addr,
-                                      q_bytes if block.last else 0))
-        key0 += block.keys
+    return _QueryBlock(q_token, builder.new_output(), regions.o.base + q_offset + shape.q_block_bytes(row0),
+                       q_bytes, kv_offset)
+
+
+def _kv_buffer(tiling: FlashTiling) -> TokenBuffer:
+    return "activation" if tiling.kv_split else "weight"
+
+
+def _lower_scores(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, op: int, vec: int,
+                  regions: FlashRegions, query: _QueryBlock, block: _Block, key0: int) -> int:
+    """S = Q K_j^T on the array, then the block's online softmax on the vector unit; returns P's token."""
+    qk, _ = tile_shapes(shape, block, tiling.kv_split)
+    k_token = builder.new_token(_kv_buffer(tiling), regions.k.base + query.kv_offset + shape.kv_block_bytes(key0),
+                                shape.kv_block_bytes(block.keys), regions.kv_after_op)
+    builder.use(query.q_token)
+    builder.use(k_token)
+    qk_w, qk_a = (query.q_token, k_token) if tiling.kv_split else (k_token, query.q_token)
+    # on chip: the array hands the scores to the vector unit, which hands the probabilities back
+    scores = builder.new_token("on_chip", 0, 0, op)
+    probs = builder.new_token("on_chip", 0, 0, vec)
+    builder.steps.append(TileStep(op, *qk, qk_w, qk_a, builder.new_output(), True, True, 0, 0, scores))
+    builder.use(scores)
+    builder.steps.append(VectorStep(vec, vector_ops(shape, block), 1, scores, 0, 0, probs))
+    return probs
+
+
+def _lower_pv(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, op: int, regions: FlashRegions,
+              query: _QueryBlock, block: _Block, probs: int, key0: int) -> None:
+    """O += P V_j into the query block's accumulator; the last block writes O back."""
+    _, pv = tile_shapes(shape, block, tiling.kv_split)
+    v_token = builder.new_token(_kv_buffer(tiling), regions.v.base + query.kv_offset + shape.kv_block_bytes(key0),
+                                shape.kv_block_bytes(block.keys), regions.kv_after_op)
+    builder.use(v_token)
+    builder.use(probs)
+    w_token, a_token = (probs, v_token) if tiling.kv_split else (v_token, probs)
+    builder.steps.append(TileStep(op, *pv, w_token, a_token, query.o_id, block.first, block.last, query.o_addr,
+                                  query.q_bytes if block.last else 0))

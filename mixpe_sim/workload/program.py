@@ -21,6 +21,7 @@ TokenBuffer = Literal["weight", "activation", "on_chip"]
 # "linear" (weight GEMMs), "attention" (QK^T, softmax, PV), "vector" (norms, activations, residuals)
 OpGroup = Literal["linear", "attention", "vector"]
 NO_OP = -1
+NO_TOKEN = -1
 
 
 class Token(NamedTuple):
@@ -31,7 +32,9 @@ class Token(NamedTuple):
     dram_addr: int
     payload_bytes: int  # packed values
     scale_bytes: int  # per-group scales and zero points travelling with a weight tile
-    after_op: int  # op whose results must be in DRAM before this tile is loaded (NO_OP if none)
+    # op whose results must be in DRAM before this tile is loaded (NO_OP if none); for an on-chip
+    # token, the op of the step that produces it
+    after_op: int
 
     @property
     def nbytes(self) -> int:
@@ -70,6 +73,7 @@ class TileStep(NamedTuple):
     last_k: bool
     out_addr: int
     out_bytes: int  # bytes written back to DRAM when the tile is complete (0: the result stays on chip)
+    out_token: int = NO_TOKEN  # the on-chip token this tile's result becomes (fused attention's scores)
 
 
 class VectorStep(NamedTuple):
@@ -81,6 +85,7 @@ class VectorStep(NamedTuple):
     in_token: int
     out_addr: int
     out_bytes: int
+    out_token: int = NO_TOKEN  # the on-chip token this step's result becomes (fused attention's probabilities)
 
 
 Step = TileStep | VectorStep
