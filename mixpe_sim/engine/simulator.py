@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import simpy
 from simpy.core import EmptySchedule
 
+from mixpe_sim.collector import collector_paused
 from mixpe_sim.config.models import BufferConfig, HardwareConfig
 from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
@@ -16,7 +17,7 @@ from mixpe_sim.hardware.dram_scheduler import build_memory
 from mixpe_sim.hardware.memory import MemoryCounters
 from mixpe_sim.hardware.primitives import Arrivals
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
-from mixpe_sim.workload.program import Program, TileStep, VectorStep
+from mixpe_sim.workload.program import Program
 
 
 @dataclass
@@ -38,6 +39,11 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK,
     `run_ahead`: a compute unit whose wait ends before any other event is due moves the clock on
     itself instead of scheduling a timeout (identical results, fewer events; tested against False).
     """
+    with collector_paused():
+        return _simulate(hw, program, trace, run_ahead)
+
+
+def _simulate(hw: HardwareConfig, program: Program, trace: TraceSink, run_ahead: bool) -> RawRun:
     env = simpy.Environment()
     mem = build_memory(env, hw.memory, trace)
     buffers = {
@@ -55,8 +61,7 @@ def simulate(hw: HardwareConfig, program: Program, trace: TraceSink = NULL_SINK,
     loaders = [LoadDMA(env, name, mem, buffers[name], buffers["scale"] if name == "weight" else buffers[name],
                        program.tokens, program.load_order(name), arrivals, completion, trace)  # type: ignore[arg-type]
                for name in ("weight", "activation")]
-    tile_steps = [s for s in program.steps if isinstance(s, TileStep)]
-    vector_steps = [s for s in program.steps if isinstance(s, VectorStep)]
+    tile_steps, vector_steps = program.unit_steps()
     array = PEArray(env, hw, tile_steps, operands, counters, store, trace, run_ahead)
     VectorUnit(env, hw, vector_steps, operands, counters, store, trace, run_ahead)
     for loader in loaders:

@@ -108,14 +108,14 @@ class _ComputeUnit:
 
     def _free(self, token_id: int) -> None:
         """The token's last use is over: its buffer space goes back (and may let the DMA load more)."""
-        token = self.operands.tokens[token_id]
+        _, buffer_name, _, payload, scales, _ = self.operands.tokens[token_id]
         buffers = self.operands.buffers
-        if token.buffer == "weight" and buffers["scale"] is buffers["weight"]:
-            buffers["weight"].release(token.payload_bytes + token.scale_bytes)
+        buffer, scale_buffer = buffers[buffer_name], buffers["scale"]
+        if scale_buffer is buffer or not scales:
+            buffer.release(payload + scales)
             return
-        buffers[token.buffer].release(token.payload_bytes)
-        if token.scale_bytes:
-            buffers["scale"].release(token.scale_bytes)
+        buffer.release(payload)
+        scale_buffer.release(scales)
 
 
 class PEArray(_ComputeUnit):

@@ -47,8 +47,9 @@ class LoadDMA:
         self.env, self.name, self.memory = env, name, memory
         self.buffer, self.scale_buffer = buffer, scale_buffer
         self.tokens, self.arrivals, self.completion = tokens, arrivals, completion
-        self._order = order
+        self._order, self._count = order, len(order)
         self._next = 0  # index into order of the next token to load
+        self._request = memory.request
         self._holding_payload = False  # separate scale SRAM: payload space held while scale space frees
         self._shared_scales = scale_buffer is buffer
         self._trace = trace
@@ -64,10 +65,9 @@ class LoadDMA:
 
         The engine's hottest code with the array's tile loop: locals and tuple unpacking on purpose.
         """
-        order, index, count = self._order, self._next, len(self._order)
-        tokens, done, deliver = self.tokens, self.completion.done, self._deliver
-        request, buffer, shared = self.memory.request, self.buffer, self._shared_scales
-        traced = self._trace.enabled
+        order, index, count = self._order, self._next, self._count
+        tokens, done, deliver, request = self.tokens, self.completion.done, self._deliver, self._request
+        buffer, shared, traced = self.buffer, self._shared_scales, self._trace.enabled
         now = self.env._now
         while index < count:
             token_id = order[index]
@@ -76,14 +76,16 @@ class LoadDMA:
                 self.completion.when_done(after_op, self.pump)
                 break
             if shared:
-                if not buffer.try_reserve(payload + scales):
+                if buffer.free_bytes < payload + scales or not buffer.try_reserve(payload + scales):
                     buffer.wake_on_release = self.pump
                     break
             elif not self._reserve_split(payload, scales):
                 break
             if traced:
                 self._issued[token_id] = (now, payload + scales, addr)
-            request(now, addr, payload + scales, False, deliver, token_id)
+            ready = request(now, addr, payload + scales, False, deliver, token_id)
+            if ready is not None:
+                deliver(token_id, ready)
             index += 1
         self._next = index
 
@@ -127,7 +129,9 @@ class StoreDMA:
         if not request.nbytes:  # a result that stays on chip (fused attention): done at once
             self._complete(request)
             return
-        self.memory.request(request.issued_ps, request.addr, request.nbytes, True, self._written, request)
+        finish = self.memory.request(request.issued_ps, request.addr, request.nbytes, True, self._written, request)
+        if finish is not None:
+            self._written(request, finish)
         self.buffer.counters.bytes_read += request.nbytes
 
     def _written(self, request: StoreRequest, finish_ps: int) -> None:

@@ -52,7 +52,7 @@ class ScheduledDram:
         return self.timing.counters
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None], tag: Any) -> None:
+                deliver: Callable[[Any, int], None], tag: Any) -> int | None:
         ranges = self.timing.channel_ranges(addr, nbytes)
         count_bytes(self.timing.counters, nbytes, is_write)
         transfer = _Transfer(now_ps, is_write, deliver, tag, len(ranges), now_ps)
@@ -61,6 +61,7 @@ class ScheduledDram:
             wakeup = self._wakeups[channel]
             if wakeup is not None and not wakeup.triggered:
                 wakeup.succeed()
+        return None  # decided by the channel controllers, delivered when the last part is served
 
     def _pick(self, channel: int) -> _Part:
         queue = self._queues[channel]

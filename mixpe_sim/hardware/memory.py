@@ -2,9 +2,9 @@
 
 `access(now_ps, addr, nbytes, is_write)` books the transfer on the memory's resources and returns the
 time its last byte arrives. Requests are served in the order they are issued (FCFS per channel).
-`request(..., deliver, tag)` is the engine's interface: it calls `deliver(tag, last_byte_ps)` once the
-time is known (at once here), so a scheduling controller (hardware/dram_scheduler.py) that decides
-later can stand in for the FCFS arithmetic.
+`request(..., deliver, tag)` is the engine's interface: it returns the last byte's time when it is known
+at once (here), or None and calls `deliver(tag, last_byte_ps)` later, so a scheduling controller
+(hardware/dram_scheduler.py) that decides later can stand in for the FCFS arithmetic.
 A DRAM transfer is split into per-channel transactions by the address mapping; each transaction
 walks its row segments, paying precharge/activate on row misses and burst time on the data bus, so
 achieved bandwidth emerges from row hits, bank parallelism and refresh rather than being a constant.
@@ -41,8 +41,9 @@ class _BusyUntil:
         raise NotImplementedError
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None], tag: Any) -> None:
-        deliver(tag, self.access(now_ps, addr, nbytes, is_write))
+                deliver: Callable[[Any, int], None], tag: Any) -> int | None:
+        """The time the last byte arrives (the engine's interface; `deliver` is for deferred models)."""
+        return self.access(now_ps, addr, nbytes, is_write)
 
 
 class IdealMemory(_BusyUntil):
@@ -83,12 +84,18 @@ class FlatMemory(_BusyUntil):
         if self._trace.enabled:
             self._trace.span("dram", "link", _direction(is_write), start, end, {"bytes": nbytes})
         finish = end + self._latency_ps
-        _count(counters, nbytes, is_write, latency_ps=finish - now_ps)
+        counters.requests += 1  # _count, inlined: one call per transfer
+        if is_write:
+            counters.bytes_written += nbytes
+        else:
+            counters.bytes_read += nbytes
+            counters.read_latencies_ps.append(finish - now_ps)
         return finish
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None], tag: Any) -> None:
-        deliver(tag, self.access(now_ps, addr, nbytes, is_write))
+                deliver: Callable[[Any, int], None], tag: Any) -> int | None:
+        """The time the last byte arrives (the engine's interface; `deliver` is for deferred models)."""
+        return self.access(now_ps, addr, nbytes, is_write)
 
 
 class _Channel:

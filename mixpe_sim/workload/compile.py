@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import networkx as nx
 
+from mixpe_sim.collector import collector_paused
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.flash import FlashRegions, FlashShape, choose_flash_tiling, lower_fused_attention
@@ -52,6 +53,12 @@ def gemm_spec_for(node: GemmNode, hw: HardwareConfig, shape: StepShape, layers: 
 
 def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
                  layers: Sequence[int] | None = None) -> Program:
+    """The program of one forward step through `layers` (default: every block)."""
+    with collector_paused():
+        return _compile_step(model, hw, shape, layers)
+
+
+def _compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape, layers: Sequence[int] | None) -> Program:
     graph = forward_graph(model, shape, layers)
     budget = TileBudget.from_hw(hw)
     builder = ProgramBuilder()

@@ -222,7 +222,7 @@ def lower_fused_attention(builder: ProgramBuilder, name: str, layer: int, shape:
     pending: tuple[_QueryBlock, _Block, int, int] | None = None  # PV waiting for its softmax
     for instance in range(shape.instances):
         for row0, rows in query_blocks(shape, tiling.br):
-            query = _open_query_block(builder, shape, tiling, regions, instance * q_stride,
+            query = _open_query_block(builder, shape, tiling, op, regions, instance * q_stride,
                                       instance * kv_stride, row0, rows)
             key0 = 0
             for block in kv_blocks(shape, row0, rows, tiling.bc):
@@ -245,12 +245,13 @@ class _QueryBlock:
     kv_offset: int  # the instance's K and V within their regions
 
 
-def _open_query_block(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, regions: FlashRegions,
-                      q_offset: int, kv_offset: int, row0: int, rows: int) -> _QueryBlock:
+def _open_query_block(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, op: int,
+                      regions: FlashRegions, q_offset: int, kv_offset: int, row0: int, rows: int) -> _QueryBlock:
     q_bytes = shape.q_block_bytes(rows)
     q_addr = regions.q.base + q_offset + shape.q_block_bytes(row0)
     q_buffer = "weight" if tiling.kv_split else "activation"  # kv_split: q is the stationary operand
     q_token = builder.new_token(q_buffer, q_addr, q_bytes, regions.q_after_op)
+    builder.charge(op, q_bytes)
     return _QueryBlock(q_token, builder.new_output(), regions.o.base + q_offset + shape.q_block_bytes(row0),
                        q_bytes, kv_offset)
 
@@ -274,6 +275,8 @@ def _lower_scores(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTilin
     builder.steps.append(TileStep(op, *qk, qk_w, qk_a, builder.new_output(), True, True, 0, 0, scores))
     builder.use(scores)
     builder.steps.append(VectorStep(vec, vector_ops(shape, block), 1, scores, 0, 0, probs))
+    builder.charge(op, shape.kv_block_bytes(block.keys), stores=1)  # K block in, scores stay on chip
+    builder.charge(vec, 0, stores=1)
     return probs
 
 
@@ -288,3 +291,5 @@ def _lower_pv(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, o
     w_token, a_token = (probs, v_token) if tiling.kv_split else (v_token, probs)
     builder.steps.append(TileStep(op, *pv, w_token, a_token, query.o_id, block.first, block.last, query.o_addr,
                                   query.q_bytes if block.last else 0))
+    # V block in; the last block writes O back
+    builder.charge(op, shape.kv_block_bytes(block.keys) + (query.q_bytes if block.last else 0), int(block.last))

@@ -6,13 +6,25 @@ contiguous DRAM range (weights are packed offline; producers write outputs in ti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from itertools import count
 
 from mixpe_sim.arch.pe import DequantPlacement
 from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.graph import CausalMask
-from mixpe_sim.workload.program import NO_OP, OpGroup, OpInfo, Program, TileStep, Token, TokenBuffer, VectorStep
+from mixpe_sim.workload.program import (
+    NO_OP,
+    NO_TOKEN,
+    OpGroup,
+    OpInfo,
+    Program,
+    TileStep,
+    Token,
+    TokenBuffer,
+    VectorStep,
+)
 from mixpe_sim.workload.tiling import Tiling
 
 DRAM_ALIGN_BYTES = 4096
@@ -36,6 +48,14 @@ class ProgramBuilder:
     steps: list[TileStep | VectorStep] = field(default_factory=list)
     next_addr: int = 0
     next_out_id: int = 0
+    # per op, kept as the lowering goes (walking 10^5 steps afterwards costs more than the lowering)
+    op_dram_bytes: list[int] = field(default_factory=list)  # loaded by the op's tiles + written back
+    op_stores: list[int] = field(default_factory=list)  # results handed to the store DMA
+
+    def charge(self, op: int, dram_bytes: int, stores: int = 0) -> None:
+        """Count DRAM bytes an op's tiles load or write and the results it stores."""
+        self.op_dram_bytes[op] += dram_bytes
+        self.op_stores[op] += stores
 
     def allocate(self, nbytes: int) -> Region:
         region = Region(self.next_addr, nbytes)
@@ -44,6 +64,8 @@ class ProgramBuilder:
 
     def add_op(self, info: OpInfo) -> int:
         self.ops.append(info)
+        self.op_dram_bytes.append(0)
+        self.op_stores.append(0)
         return len(self.ops) - 1
 
     def new_token(self, buffer: TokenBuffer, addr: int, payload: int, after_op: int) -> int:
@@ -72,29 +94,31 @@ class ProgramBuilder:
         With a causal `mask`, tiles wholly outside the mask are skipped and the last visible tile
         along the key dimension is cut to the last key any of its rows sees (docs/modelling.md).
         """
-        op = len(self.ops)
         macs = spec.macs
         if mask is not None:
             other = spec.k if mask.masked_dim == "n" else spec.n
             macs = mask.visible_products(spec.m) * other * spec.instances
-        self.ops.append(OpInfo(
+        op = self.add_op(OpInfo(
             name=spec.name, kind="gemm", layer=spec.layer,
             weight_bits=spec.weight_bits, activation_bits=spec.activation_bits,
             output_bits=spec.output_bits, dequant=placement if spec.quantized else "none",
             group_size=spec.group_size or 1, macs=macs, elements=0, instances=spec.instances, group=group,
         ))
-        lowering = _GemmLowering(self, spec, tiling, op, weights, activations, outputs,
-                                 activation_after_op, weight_after_op, mask)
+        # every instance lowers to the same tiles at other addresses: lower one once (cached across
+        # ops, blocks and steps of equal shape) and place a copy per instance
+        template = gemm_template(replace(spec, name="", layer=-1), tiling, mask)
+        w_stride, a_stride = weights.nbytes // spec.instances, activations.nbytes // spec.instances
+        o_stride = outputs.nbytes // spec.instances
         for instance in range(spec.instances):
-            lowering.emit_instance(instance)
+            template.place(self, op, weights.base + instance * w_stride, activations.base + instance * a_stride,
+                           outputs.base + instance * o_stride, weight_after_op, activation_after_op)
         return op
 
     def add_vector(self, name: str, layer: int, elements: int, ops_per_element: int, bits: int,
                    inputs: Region, outputs: Region, after_op: int, chunk_elements: int,
                    group: OpGroup = "vector") -> int:
         """Append an element-wise op streamed in chunks through the activation buffer."""
-        op = len(self.ops)
-        self.ops.append(OpInfo(
+        op = self.add_op(OpInfo(
             name=name, kind="vector", layer=layer, weight_bits=0, activation_bits=bits,
             output_bits=bits, dequant="none", group_size=1, macs=0, elements=elements, group=group,
         ))
@@ -108,21 +132,22 @@ class ProgramBuilder:
                 op=op, elements=count, ops_per_element=ops_per_element, in_token=token,
                 out_addr=outputs.base + offset, out_bytes=nbytes,
             ))
+            self.charge(op, 2 * nbytes, stores=1)
         return op
 
     def build(self) -> Program:
         return Program(ops=tuple(self.ops), tokens=tuple(self.tokens), token_uses=tuple(self.token_uses),
-                       steps=tuple(self.steps))
+                       steps=tuple(self.steps), op_dram_bytes=tuple(self.op_dram_bytes),
+                       op_stores=tuple(self.op_stores))
 
 
 class _GemmLowering:
-    """Walks one GEMM's tile loops and emits tokens and steps, reusing resident tiles."""
+    """Walks one GEMM instance's tile loops at address 0 and emits tokens and steps, reusing resident
+    tiles (a GemmTemplate is made of its output)."""
 
     def __init__(self, builder: ProgramBuilder, spec: GemmSpec, tiling: Tiling, op: int,
-                 weights: Region, activations: Region, outputs: Region,
                  activation_after_op: int, weight_after_op: int, mask: CausalMask | None = None) -> None:
         self.b, self.spec, self.t, self.op, self.mask = builder, spec, tiling, op, mask
-        self.weights, self.activations, self.outputs = weights, activations, outputs
         self.activation_after_op, self.weight_after_op = activation_after_op, weight_after_op
         # tile-contiguous layout: byte strides of full tiles and of whole tile rows/columns
         self.w_tile_stride = sum(spec.weight_tile_bytes(tiling.kt, tiling.nt))
@@ -144,12 +169,10 @@ class _GemmLowering:
     def _dims(self, index: int, tile: int, total: int) -> int:
         return min(tile, total - index * tile)
 
-    def emit_instance(self, instance: int) -> None:
+    def emit_instance(self) -> None:
         s, t = self.spec, self.t
         m_tiles, n_tiles, k_tiles = ceil_div(s.m, t.mt), ceil_div(s.n, t.nt), ceil_div(s.k, t.kt)
-        w_base = self.weights.base + instance * (self.weights.nbytes // s.instances)
-        a_base = self.activations.base + instance * (self.activations.nbytes // s.instances)
-        o_base = self.outputs.base + instance * (self.outputs.nbytes // s.instances)
+        w_base = a_base = o_base = 0
         # keyed by (tile row or K index, tile index, cut size): a tile cut by the mask is its own token
         resident_w: dict[tuple[int, ...], int] = {}
         resident_a: dict[tuple[int, int, int], int] = {}
@@ -202,3 +225,50 @@ class _GemmLowering:
             uses[a_token] += 1
             steps.append(TileStep(self.op, mt, nt, kt, w_token, a_token, out_id, ki == 0, ki == k_tiles - 1,
                                   out_addr, out_bytes))
+
+
+# Stand-ins for the producer ops while lowering a template (real op indices are >= 0, NO_OP is -1).
+_WEIGHT_PRODUCER, _ACTIVATION_PRODUCER = -2, -3
+
+
+@dataclass(frozen=True, slots=True)
+class GemmTemplate:
+    """One GEMM instance lowered at address 0 with token and output ids from 0: `place` copies it
+    into a program at its real addresses, ids and producers."""
+
+    tokens: tuple[tuple[TokenBuffer, int, int, int, bool], ...]  # buffer, addr, payload, scales, weight?
+    token_uses: tuple[int, ...]
+    steps: tuple[tuple[int, int, int, int, int, int, bool, bool, int, int], ...]  # TileStep without op/out_token
+    outputs: int
+    dram_bytes: int  # tiles loaded plus results written back
+    stores: int
+
+    def place(self, builder: ProgramBuilder, op: int, w_base: int, a_base: int, o_base: int,
+              weight_after_op: int, activation_after_op: int) -> None:
+        t0, out0 = len(builder.tokens), builder.next_out_id
+        new = tuple.__new__  # NamedTuple construction without its Python-level __new__: this runs per tile
+        bases, producers = (a_base, w_base), (activation_after_op, weight_after_op)  # indexed by "weight?"
+        builder.tokens.extend([
+            new(Token, (token_id, buffer, bases[weight] + addr, payload, scales, producers[weight]))
+            for token_id, (buffer, addr, payload, scales, weight) in zip(count(t0), self.tokens)])
+        builder.token_uses.extend(self.token_uses)
+        builder.steps.extend([
+            new(TileStep, (op, mt, nt, kt, t0 + w, t0 + a, out0 + out, first_k, last_k, o_base + out_addr,
+                           out_bytes, NO_TOKEN))
+            for mt, nt, kt, w, a, out, first_k, last_k, out_addr, out_bytes in self.steps])
+        builder.next_out_id += self.outputs
+        builder.charge(op, self.dram_bytes, self.stores)
+
+
+@lru_cache(maxsize=512)
+def gemm_template(spec: GemmSpec, tiling: Tiling, mask: CausalMask | None) -> GemmTemplate:
+    """Lower instance 0 of `spec` (name and layer cleared, so equal shapes share one template)."""
+    scratch = ProgramBuilder()
+    _GemmLowering(scratch, spec, tiling, 0, _ACTIVATION_PRODUCER, _WEIGHT_PRODUCER, mask).emit_instance()
+    tokens = tuple((t.buffer, t.dram_addr, t.payload_bytes, t.scale_bytes, t.after_op == _WEIGHT_PRODUCER)
+                   for t in scratch.tokens)
+    steps = tuple(tuple(step[1:11]) for step in scratch.steps)
+    stored = [step.out_bytes for step in scratch.steps if step.last_k]  # type: ignore[union-attr]
+    loaded = sum(t.payload_bytes + t.scale_bytes for t in scratch.tokens)
+    return GemmTemplate(tokens, tuple(scratch.token_uses), steps, scratch.next_out_id,  # type: ignore[arg-type]
+                        loaded + sum(stored), len(stored))

@@ -97,6 +97,8 @@ class Program:
     tokens: tuple[Token, ...]  # index == token_id
     token_uses: tuple[int, ...]  # steps that read each token; its space is freed after the last
     steps: tuple[Step, ...]
+    op_dram_bytes: tuple[int, ...]  # per op: the tiles it is first to read plus the results it writes back
+    op_stores: tuple[int, ...]  # per op: results it hands to the store DMA
 
     def load_order(self, buffer: TokenBuffer) -> list[int]:
         """Tokens of one buffer in order of first use (the lowering numbers tokens at first use)."""
@@ -104,22 +106,15 @@ class Program:
 
     def dram_bytes_per_op(self) -> list[int]:
         """DRAM bytes each op moves: the tiles it is first to read plus the results it writes back."""
-        moved = [0] * len(self.ops)
-        loaded: set[int] = set()
-        for step in self.steps:
-            reads = (step.weight_token, step.activation_token) if isinstance(step, TileStep) else (step.in_token,)
-            for token_id in reads:
-                if token_id not in loaded:
-                    loaded.add(token_id)
-                    token = self.tokens[token_id]
-                    moved[step.op] += token.payload_bytes + token.scale_bytes
-            if isinstance(step, VectorStep) or step.last_k:
-                moved[step.op] += step.out_bytes
-        return moved
+        return list(self.op_dram_bytes)
 
     def stores_per_op(self) -> list[int]:
-        counts = [0] * len(self.ops)
+        return list(self.op_stores)
+
+    def unit_steps(self) -> tuple[list[TileStep], list[VectorStep]]:
+        """The PE array's steps and the vector unit's, each in program order."""
+        tiles: list[TileStep] = []
+        vectors: list[VectorStep] = []
         for step in self.steps:
-            if isinstance(step, VectorStep) or step.last_k:
-                counts[step.op] += 1
-        return counts
+            (tiles if type(step) is TileStep else vectors).append(step)  # type: ignore[arg-type]
+        return tiles, vectors

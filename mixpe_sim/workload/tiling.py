@@ -10,7 +10,7 @@ DRAM traffic, then fewer steps. Loop orders (k always innermost, so partial sums
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -100,12 +100,19 @@ def _weight_fits(spec: GemmSpec, budget: TileBudget, kt: int, nt: int, capacity:
     return payload <= w_limit and scales <= s_limit
 
 
-@lru_cache(maxsize=4096)
 def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int = 0) -> Tiling:
     """Best tiling; `row_limit` > 0 caps Mt (causal attention bounds its diagonal-tile waste)."""
+    # the search depends on the shape only: one search serves every block's copy of a GEMM
+    tiling = _best_tiling(replace(spec, name="", layer=-1), budget, placement, row_limit)
+    if tiling is None:
+        raise WorkloadError(_too_small_message(spec, budget, placement, row_limit))
+    return tiling
+
+
+def _options(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int) -> tuple[list[int], ...]:
+    """Candidate (Kt, Nt, Mt) sizes: Kt whole quantization groups, Nt and Mt from the array's folds."""
     arr = budget.array
     par = parallelism(arr.kind, spec.weight_bits, spec.activation_bits)
-    precision = precision_of(spec, placement)
     # per-group dequant needs whole groups in a tile; other placements only need sensible sizes
     k_base = spec.group_size if spec.quantized and placement == "per_group" else min(spec.k, 16)
     k_options = [k for k in candidate_sizes(k_base, spec.k) if k % k_base == 0 or k == spec.k]
@@ -113,7 +120,14 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit:
     m_options = candidate_sizes(min(spec.m, arr.rows * par.pf_a), spec.m)
     if row_limit:
         m_options = [m for m in m_options if m <= row_limit] or m_options[:1]
-    best: tuple[tuple[float, int, int], Tiling] | None = None
+    return k_options, n_options, m_options
+
+
+@lru_cache(maxsize=4096)
+def _best_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int) -> Tiling | None:
+    precision = precision_of(spec, placement)
+    k_options, n_options, m_options = _options(spec, budget, placement, row_limit)
+    best: tuple[tuple[float, int, int, int], Tiling] | None = None
     for kt in k_options:
         for nt in n_options:
             if not _weight_fits(spec, budget, kt, nt):
@@ -129,9 +143,7 @@ def choose_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit:
                     key = (tiling.est_cycles, tiling.est_dram_bytes, tiling.est_compute_cycles, steps)
                     if best is None or key < best[0]:
                         best = (key, tiling)
-    if best is None:
-        raise WorkloadError(_too_small_message(spec, budget, k_base, n_options[0], m_options[0]))
-    return best[1]
+    return None if best is None else best[1]
 
 
 def _estimate(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision,
@@ -161,7 +173,8 @@ def _estimate(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision,
     return Tiling(mt, nt, kt, order, weight_resident, activation_resident, max(compute, memory), traffic, compute)
 
 
-def _too_small_message(spec: GemmSpec, budget: TileBudget, kt: int, nt: int, mt: int) -> str:
+def _too_small_message(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int) -> str:
+    (kt, *_), (nt, *_), (mt, *_) = _options(spec, budget, placement, row_limit)
     payload, scales = spec.weight_tile_bytes(kt, nt)
     needs = {
         "buffers.weight.capacity_bytes": (payload + (scales if budget.scale is None else 0), budget.weight),

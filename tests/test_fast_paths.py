@@ -1,0 +1,63 @@
+"""Every shortcut the simulator takes for speed, checked equal to the slow path it replaces."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from mixpe_sim.engine.simulator import simulate
+from mixpe_sim.workload.compile import compile_step
+from mixpe_sim.workload.graph import SequenceShape, StepShape
+from mixpe_sim.workload.models import load_model
+from mixpe_sim.workload.program import Program, TileStep
+from tests.conftest import DATA, hw_with
+
+TINY = load_model(str(DATA / "tiny-llama.json"))
+CASES = [("mixpe-w4a16", "flat"), ("dc-mixpe-w4a16", "ideal"), ("edge-int8", "lpddr5-6400"), ("bitfusion", "ddr4-3200")]
+
+
+def programs() -> list[tuple[str, object, Program]]:
+    out = []
+    for name, memory in CASES:
+        hw = hw_with(name, memory)
+        for shape in (StepShape.uniform("decode", 2, 1, 300, 16, hw.quant.activation_bits, False),
+                      StepShape.uniform("prefill", 1, 160, 160, 16, hw.quant.activation_bits, False),
+                      StepShape((SequenceShape(48, 100, False), SequenceShape(1, 250)), 16,
+                                hw.quant.activation_bits, False)):
+            out.append((f"{name}/{memory}/{len(shape.sequences)}x{shape.tokens}", hw, compile_step(TINY, hw, shape)))
+    return out
+
+
+PROGRAMS = programs()
+
+
+def walked_dram_bytes_and_stores(program: Program) -> tuple[list[int], list[int]]:
+    """The slow way: walk every step; a token's bytes go to the op of the first step that reads it."""
+    moved, stores = [0] * len(program.ops), [0] * len(program.ops)
+    loaded: set[int] = set()
+    for step in program.steps:
+        tile = isinstance(step, TileStep)
+        reads = (step.weight_token, step.activation_token) if tile else (step.in_token,)  # type: ignore[union-attr]
+        for token_id in reads:
+            if token_id not in loaded:
+                loaded.add(token_id)
+                moved[step.op] += program.tokens[token_id].nbytes
+        if not tile or step.last_k:  # type: ignore[union-attr]
+            moved[step.op] += step.out_bytes
+            stores[step.op] += 1
+    return moved, stores
+
+
+@pytest.mark.parametrize(("label", "hw", "program"), PROGRAMS, ids=[p[0] for p in PROGRAMS])
+def test_per_op_bytes_and_stores_counted_while_lowering_equal_a_walk_of_the_steps(label, hw, program) -> None:
+    moved, stores = walked_dram_bytes_and_stores(program)
+    assert program.dram_bytes_per_op() == moved
+    assert program.stores_per_op() == stores
+
+
+@pytest.mark.parametrize(("label", "hw", "program"), PROGRAMS, ids=[p[0] for p in PROGRAMS])
+def test_run_ahead_gives_the_same_run_as_one_timeout_per_wait(label, hw, program) -> None:
+    fast, slow = asdict(simulate(hw, program)), asdict(simulate(hw, program, run_ahead=False))
+    assert fast.pop("events") <= slow.pop("events")
+    assert fast == slow
