@@ -1,20 +1,26 @@
 """Energy after the run: action counts x the technology table (Accelergy style).
 
 core: PE leakage for every PE over the whole run + dynamic energy per active PE-cycle + dequant ops
-+ vector-unit element ops + K-split reduction adds. buffer: bits read/written per SRAM. dram: bits read/written.
-dram_static: background power x run time.
++ vector-unit element ops + K-split reduction adds. buffer: bits read/written per SRAM.
+dram: per command for DRAM presets (activate+precharge, read and write bursts, interface I/O per bit,
+refresh), per bit moved for the paper's flat memory. dram_static: background power over the run time
+(DRAM: active standby while some row is open, precharge standby while all are closed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
 from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.memory import MemoryCounters
 from mixpe_sim.units import BITS_PER_BYTE, PS_PER_S
 
 PJ_PER_J = 1e12
+MW_PER_W = 1e3
+# DRAM energy by command class (dram_energy_breakdown_j); the first five add up to `dram`, the
+# background ones to `dram_static`
+DRAM_CLASSES = ("activate", "read", "write", "io", "refresh", "background_active", "background_precharged")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class EnergyBreakdown:
     dram_j: float
     buffer_j: float
     core_j: float
+    dram_classes_j: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_j(self) -> float:
@@ -35,6 +42,44 @@ class EnergyBreakdown:
 
 def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequant: list[str],
               buffers: dict[str, BufferCounters], memory: MemoryCounters) -> EnergyBreakdown:
+    if isinstance(hw.memory, DramMemoryConfig):
+        classes = dram_energy_j(hw.memory, time_ps, memory)
+    else:
+        flat = hw.memory.energy
+        classes = dict.fromkeys(DRAM_CLASSES, 0.0)
+        classes["read"] = BITS_PER_BYTE * memory.bytes_read * flat.read_pj_per_bit / PJ_PER_J
+        classes["write"] = BITS_PER_BYTE * memory.bytes_written * flat.write_pj_per_bit / PJ_PER_J
+        classes["background_active"] = flat.background_power_w * time_ps / PS_PER_S
+    return EnergyBreakdown(
+        dram_static_j=classes["background_active"] + classes["background_precharged"],
+        dram_j=sum(classes[c] for c in DRAM_CLASSES[:5]),
+        buffer_j=_buffer_pj(hw, buffers) / PJ_PER_J,
+        core_j=_core_pj(hw, time_ps, ops, op_dequant) / PJ_PER_J,
+        dram_classes_j=classes,
+    )
+
+
+def dram_energy_j(cfg: DramMemoryConfig, time_ps: int, memory: MemoryCounters) -> dict[str, float]:
+    """Joules per command class from the channels' command counts (DRAMsim3-style per-command energy)."""
+    e = cfg.energy
+    bits_moved = (memory.read_bursts + memory.write_bursts) * cfg.burst_bytes * BITS_PER_BYTE
+    channel_ps = cfg.channels * time_ps
+    precharged_ps = min(memory.precharged_ps, channel_ps)
+    pj = {
+        "activate": memory.acts * e.act_pj,
+        "read": memory.read_bursts * e.read_pj_per_burst,
+        "write": memory.write_bursts * e.write_pj_per_burst,
+        "io": bits_moved * e.io_pj_per_bit,
+        "refresh": memory.refreshes * e.refresh_pj + memory.bank_refreshes * e.refresh_pb_pj,
+    }
+    classes = {name: value / PJ_PER_J for name, value in pj.items()}
+    # mW x ps = 1e-15 J
+    classes["background_active"] = e.active_standby_mw / MW_PER_W * (channel_ps - precharged_ps) / PS_PER_S
+    classes["background_precharged"] = e.precharge_standby_mw / MW_PER_W * precharged_ps / PS_PER_S
+    return classes
+
+
+def _core_pj(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequant: list[str]) -> float:
     table = hw.energy
     pe = table.pe[hw.pe.energy_class]
     pes = hw.array.rows * hw.array.cols
@@ -50,17 +95,13 @@ def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequan
         core_pj += per_op * counters.dequant_ops
         core_pj += table.vector_pj_per_element * counters.vector_elements
         core_pj += reduce_pj_per_add * counters.reduce_ops
+    return core_pj
+
+
+def _buffer_pj(hw: HardwareConfig, buffers: dict[str, BufferCounters]) -> float:
     buffer_pj = 0.0
     for name, counters in buffers.items():
-        sram = table.sram[name]  # type: ignore[index]
+        sram = hw.energy.sram[name]  # type: ignore[index]
         buffer_pj += BITS_PER_BYTE * (counters.bytes_read * sram.read_pj_per_bit
                                       + counters.bytes_written * sram.write_pj_per_bit)
-    mem_energy = hw.memory.energy
-    dram_pj = BITS_PER_BYTE * (memory.bytes_read * mem_energy.read_pj_per_bit
-                               + memory.bytes_written * mem_energy.write_pj_per_bit)
-    return EnergyBreakdown(
-        dram_static_j=mem_energy.background_power_w * time_ps / PS_PER_S,
-        dram_j=dram_pj / PJ_PER_J,
-        buffer_j=buffer_pj / PJ_PER_J,
-        core_j=core_pj / PJ_PER_J,
-    )
+    return buffer_pj

@@ -155,62 +155,131 @@ class BuffersConfig(Frozen):
 
 
 class MemoryEnergy(Frozen):
+    """Flat energy per bit moved plus a background power (the paper's model; `flat` and `ideal`)."""
+
     read_pj_per_bit: NonNegativeFloat
     write_pj_per_bit: NonNegativeFloat
     background_power_w: NonNegativeFloat
 
 
+class DramEnergy(Frozen):
+    """Energy per DRAM command of one channel (DRAMsim3/DRAMPower style, from datasheet IDD x VDD or
+    published per-access figures; each preset cites its source). Counted after the run."""
+
+    act_pj: NonNegativeFloat  # one activate with its precharge: VDD (IDD0 tRC - IDD3N tRAS - IDD2N tRP)
+    read_pj_per_burst: NonNegativeFloat  # array and periphery of one read burst: VDD (IDD4R - IDD3N) tBL
+    write_pj_per_burst: NonNegativeFloat  # VDD (IDD4W - IDD3N) tBL
+    io_pj_per_bit: NonNegativeFloat  # interface: DQ drivers, termination, PHY (and TSVs for HBM), per bit moved
+    refresh_pj: NonNegativeFloat  # one all-bank refresh: VDD (IDD5B - IDD3N) tRFC
+    refresh_pb_pj: NonNegativeFloat  # one per-bank refresh
+    active_standby_mw: NonNegativeFloat  # VDD IDD3N: some bank open
+    precharge_standby_mw: NonNegativeFloat  # VDD IDD2N: all banks closed
+
+
 class DramTiming(Frozen):
+    """JEDEC timing parameters in ns (datasheet values in clock cycles multiplied by tCK)."""
+
+    tcl_ns: PositiveNs  # READ -> first data (CL / RL)
+    tcwl_ns: PositiveNs  # WRITE -> first data (CWL / WL)
     trcd_ns: PositiveNs  # ACT -> column command
-    tcl_ns: PositiveNs  # column read -> first data
     trp_ns: PositiveNs  # PRE -> ACT
     tras_ns: PositiveNs  # ACT -> PRE minimum
-    trrd_ns: NonNegativeFloat = 0.0  # ACT -> ACT, different banks of one channel
-    tfaw_ns: NonNegativeFloat = 0.0  # window holding at most four ACTs per channel
-    trefi_ns: PositiveNs = 7800.0  # refresh interval
-    trfc_ns: NonNegativeFloat = 0.0  # refresh cycle time (all banks blocked)
+    trc_ns: PositiveNs  # ACT -> ACT, same bank
+    tccd_s_ns: PositiveNs  # column -> column, different bank groups
+    tccd_l_ns: PositiveNs  # column -> column, same bank group
+    trrd_s_ns: PositiveNs  # ACT -> ACT, different bank groups
+    trrd_l_ns: PositiveNs  # ACT -> ACT, same bank group
+    tfaw_ns: PositiveNs  # window holding at most four ACTs per channel
+    twtr_s_ns: PositiveNs  # end of write data -> READ, different bank groups
+    twtr_l_ns: PositiveNs  # end of write data -> READ, same bank group
+    trtw_ns: PositiveNs  # READ -> WRITE (bus turnaround)
+    trtp_ns: PositiveNs  # READ -> PRE
+    twr_ns: PositiveNs  # end of write data -> PRE (write recovery)
+    trfc_ns: PositiveNs  # all-bank refresh: channel blocked
+    trefi_ns: PositiveNs  # all-bank refresh interval
+    trfcpb_ns: PositiveNs  # per-bank refresh: one bank blocked
+    trefipb_ns: PositiveNs  # interval between per-bank refresh commands of a channel
 
     @model_validator(mode="after")
-    def _check_refresh(self) -> DramTiming:
+    def _check_jedec_relations(self) -> DramTiming:
+        # (smaller, larger, why): each pair is an ordering JEDEC timing tables always satisfy
+        relations = (
+            ("trcd_ns", "tras_ns", "a row stays open at least until its columns can be read"),
+            ("tccd_s_ns", "tccd_l_ns", "the same bank group is never faster than another"),
+            ("trrd_s_ns", "trrd_l_ns", "the same bank group is never faster than another"),
+            ("twtr_s_ns", "twtr_l_ns", "the same bank group is never faster than another"),
+        )
+        for small, large, why in relations:
+            if getattr(self, large) < getattr(self, small):
+                raise ValueError(f"{large} ({getattr(self, large)}) must be >= {small} ({getattr(self, small)}): {why}")
+        if self.trc_ns < self.tras_ns + self.trp_ns:
+            raise ValueError(f"trc_ns ({self.trc_ns}) must be >= tras_ns + trp_ns ({self.tras_ns + self.trp_ns})")
+        if self.tfaw_ns < 4 * self.trrd_s_ns:
+            raise ValueError(f"tfaw_ns ({self.tfaw_ns}) must be >= 4 x trrd_s_ns ({4 * self.trrd_s_ns:g}): "
+                             "four activates need at least that long anyway")
         if self.trfc_ns >= self.trefi_ns:
             raise ValueError(f"trefi_ns ({self.trefi_ns}) must exceed trfc_ns ({self.trfc_ns}): "
                              "refresh would never end")
         return self
 
 
+DramMapping = Literal["row_bank_column_bankgroup", "row_bank_column", "row_column_bank"]
+
+
 class DramMemoryConfig(Frozen):
     kind: Literal["dram"]
     name: str
     source: str = ""
-    channels: PositiveInt
-    banks_per_channel: PositiveInt
+    channels: PositiveInt  # independent command/data interfaces (DDR5 subchannels, HBM pseudo-channels)
+    bank_groups: PositiveInt
+    banks_per_group: PositiveInt
     row_bytes: PositiveInt  # row (page) size of one channel
     bus_width_bits: PositiveInt  # data bus width of one channel
     data_rate_mtps: PositiveFloat  # mega-transfers per second per pin
     burst_length: PositiveInt
     interleave_bytes: PositiveInt = 256  # consecutive bytes on one channel before the next
-    mapping: Literal["row_bank_column_channel", "row_column_bank_channel"] = "row_bank_column_channel"
+    # Inside a channel (docs/memory.md "Address mapping"): row_bank_column_bankgroup rotates bank groups
+    # every burst (streams run at tCCD_S); row_bank_column keeps a row of one bank together (streams
+    # are held to tCCD_L); row_column_bank rotates every bank every burst.
+    mapping: DramMapping = "row_bank_column_bankgroup"
     page_policy: Literal["open", "closed"] = "open"
     # fcfs: transfers are served in issue order (busy-until arithmetic, fastest to simulate).
     # fr_fcfs: a controller per channel serves the oldest queued row hit first, else the oldest.
-    # On the engine's streaming DMA traffic both give the same times within 0.1% (docs/memory.md).
     scheduler: Literal["fcfs", "fr_fcfs"] = "fcfs"
-    queue_depth: PositiveInt = 16  # transactions per channel the scheduler may choose among
+    queue_depth: PositiveInt = 16  # transactions per channel the fr_fcfs scheduler may choose among
+    # lockstep: the channels, striped by interleave_bytes, are timed as one representative channel
+    # (a transfer's share of every channel is the same to within one granule); independent: every
+    # channel timed on its own (exact, slower). docs/memory.md "Channels".
+    channel_model: Literal["lockstep", "independent"] = "lockstep"
+    refresh: Literal["all_bank", "per_bank"] = "all_bank"
     # Bytes the memory system holds (weights + KV cache + activations); the serving model's KV budget.
     capacity_bytes: PositiveInt
     timing: DramTiming
-    energy: MemoryEnergy
+    energy: DramEnergy
 
     @model_validator(mode="after")
     def _check_geometry(self) -> DramMemoryConfig:
-        burst_bytes = self.bus_width_bits * self.burst_length // 8
         if self.bus_width_bits % 8:
             raise ValueError("bus_width_bits must be a multiple of 8")
+        burst_bytes = self.bus_width_bits * self.burst_length // 8
         if self.row_bytes % burst_bytes:
             raise ValueError(f"row_bytes must be a multiple of one burst ({burst_bytes} bytes)")
-        if self.row_bytes % self.interleave_bytes and self.interleave_bytes % self.row_bytes:
-            raise ValueError("interleave_bytes and row_bytes must divide one another")
+        if self.interleave_bytes % burst_bytes:
+            raise ValueError(f"interleave_bytes must be a multiple of one burst ({burst_bytes} bytes)")
+        if self.scheduler == "fr_fcfs" and self.channel_model == "lockstep":
+            raise ValueError("scheduler fr_fcfs reorders each channel's queue on its own: it needs "
+                             "channel_model: independent")
+        burst_ps = round(self.burst_length * 1e6 / self.data_rate_mtps)  # compared as the engine times them
+        if round(self.timing.tccd_s_ns * 1e3) < burst_ps:
+            raise ValueError(f"timing.tccd_s_ns ({self.timing.tccd_s_ns}) is shorter than one burst on the bus "
+                             f"({burst_ps / 1e3:g} ns = burst_length / data rate)")
+        if self.timing.trfcpb_ns >= self.timing.trefi_ns:
+            raise ValueError("timing.trfcpb_ns must be shorter than timing.trefi_ns")
         return self
+
+    @property
+    def banks_per_channel(self) -> int:
+        return self.bank_groups * self.banks_per_group
 
     @property
     def burst_bytes(self) -> int:

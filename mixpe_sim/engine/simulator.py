@@ -67,6 +67,7 @@ def _simulate(hw: HardwareConfig, program: Program, trace: TraceSink, run_ahead:
     for loader in loaders:
         loader.pump()
     events = _run_to_completion(env)
+    mem.finish(env.now)
     array_end = max((c.end_ps for c, op in zip(counters, program.ops, strict=True) if op.kind == "gemm"),
                     default=0)
     if not array.process.processed or any(completion.pending) or not all(dma.finished for dma in loaders):

@@ -2,8 +2,9 @@
 
 Scheduling happens at transaction granularity (a DMA transfer's share of one channel), one SimPy
 process per channel. The timing of each transaction is the same bank/row/bus arithmetic as the FCFS
-model (DramMemory.serve); only the order differs. The controller decides on the next transaction
-`miss_lead` before the data bus frees, so a miss's precharge/activate overlaps the current burst.
+model (DramMemory.serve_range, independent channels); only the order differs. The controller decides
+on the next transaction `miss_lead` before the data bus frees, so a miss's precharge/activate
+overlaps the current burst.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import simpy
 
 from mixpe_sim.config.models import DramMemoryConfig, FlatMemoryConfig, MemoryConfig
-from mixpe_sim.hardware.memory import DramMemory, FlatMemory, IdealMemory, MemoryCounters, count_bytes
+from mixpe_sim.hardware.dram.memory import DramMemory
+from mixpe_sim.hardware.memory import FlatMemory, IdealMemory, MemoryCounters, count_transfer
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 
 
@@ -51,10 +53,18 @@ class ScheduledDram:
     def counters(self) -> MemoryCounters:
         return self.timing.counters
 
+    def finish(self, end_ps: int) -> None:
+        self.timing.finish(end_ps)
+
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
                 deliver: Callable[[Any, int], None], tag: Any) -> int | None:
         ranges = self.timing.channel_ranges(addr, nbytes)
-        count_bytes(self.timing.counters, nbytes, is_write)
+        count_transfer(self.timing.counters, nbytes, is_write, None)
+        bursts = (addr + nbytes - 1) // self.cfg.burst_bytes - addr // self.cfg.burst_bytes + 1
+        if is_write:
+            self.timing.counters.write_bursts += bursts
+        else:
+            self.timing.counters.read_bursts += bursts
         transfer = _Transfer(now_ps, is_write, deliver, tag, len(ranges), now_ps)
         for channel, lo, hi in ranges:
             self._queues[channel].append(_Part(transfer, lo, hi))
@@ -79,7 +89,7 @@ class ScheduledDram:
                 yield self._wakeups[channel]
                 continue
             part = self._pick(channel)
-            finish = timing.serve(channel, part.lo, part.hi, env.now, part.transfer.is_write)
+            finish = timing.serve_range(channel, part.lo, part.hi, env.now, part.transfer.is_write)
             self._finish_part(part, finish)
             decide_at = timing.bus_free_ps(channel) - lead
             if decide_at > env.now:

@@ -49,6 +49,7 @@ def run_gemm(hw: HardwareConfig, m: int, n: int, k: int, trace: TraceSink = NULL
         "dram_bytes_written": s.dram_bytes_written,
         "energy_j": s.energy.total_j,
         "energy_breakdown_j": s.energy.as_dict(),
+        "dram_energy_breakdown_j": s.energy.dram_classes_j,
         "stall_breakdown_s": stall_seconds(s.stall_ps),
         "dram_bw_utilization": s.dram_bw_utilization,
         "pe_utilization": s.pe_utilization,

@@ -19,6 +19,7 @@ from typing import Any
 from mixpe_sim import __version__
 from mixpe_sim.arch.area import area_fields
 from mixpe_sim.config.models import HardwareConfig
+from mixpe_sim.energy import DRAM_CLASSES
 from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.engine.simulator import simulate
 from mixpe_sim.errors import ConfigError
@@ -184,6 +185,7 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "tokens_per_s": wl.batch * wl.gen / e2e_s if e2e_s else 0.0,
         "energy_j": sum(energy.values()),
         "energy_breakdown_j": energy,
+        "dram_energy_breakdown_j": dram_energy_classes(total),
         **_traffic_and_utilisation(hw, total, e2e_s),
         "stall_breakdown_s": _stalls(total),
         "per_op": _per_op(prefill.tally, "prefill") + _per_op(decode_total, "decode"),
@@ -202,6 +204,11 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
         "version": __version__,
     }
+
+
+def dram_energy_classes(tally: Tally) -> dict[str, float]:
+    """DRAM energy by command class (activate, read, write, io, refresh, background states)."""
+    return {cls: tally.get(f"dram_energy.{cls}", 0.0) for cls in DRAM_CLASSES}
 
 
 def _phase_figures(tally: Tally) -> dict[str, float]:
@@ -292,6 +299,7 @@ def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, c
         "tokens_per_s": tokens / step_s if step_s else 0.0,
         "energy_j": sum(energy.values()),
         "energy_breakdown_j": energy,
+        "dram_energy_breakdown_j": dram_energy_classes(t),
         **_traffic_and_utilisation(hw, t, step_s),
         "stall_breakdown_s": _stalls(t),
         "per_op": _per_op(t, phase),

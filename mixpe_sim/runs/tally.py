@@ -37,6 +37,8 @@ def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
         t[f"stall.{cause}"] = value
     for part, value in s.energy.as_dict().items():
         t[f"energy.{part}"] = value
+    for cls, value in s.energy.dram_classes_j.items():
+        t[f"dram_energy.{cls}"] = value
     for op, c, moved in zip(program.ops, raw.ops, program.dram_bytes_per_op(), strict=True):
         prefix = f"op.{op_base_name(op.name)}."
         stalled = sum(c.stall_ps.values())
