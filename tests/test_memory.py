@@ -14,8 +14,8 @@ from mixpe_sim.cli import main
 from mixpe_sim.config import load_hardware
 from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.config.presets import list_presets
+from mixpe_sim.hardware.dram.memory import DramMemory
 from mixpe_sim.hardware.dram_scheduler import ScheduledDram
-from mixpe_sim.hardware.memory import DramMemory
 from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.runs.llm import Workload, run_step
 from mixpe_sim.workload.models import load_model
@@ -26,30 +26,34 @@ TINY = str(DATA / "tiny-llama.json")
 IN_FLIGHT = 4  # transfers a DMA keeps outstanding in the stream benchmark (docs/memory.md)
 
 
-def dram(name: str) -> DramMemoryConfig:
-    cfg = load_hardware("mixpe-w4a16", name).memory
+def dram(name: str, **overrides: object) -> DramMemoryConfig:
+    cfg = load_hardware("mixpe-w4a16", name, [(f"memory.{k}", v) for k, v in overrides.items()]).memory
     assert isinstance(cfg, DramMemoryConfig)
     return cfg
 
 
-def stream(cfg: DramMemoryConfig, request_bytes: int = 64 * 1024, total_bytes: int = 32 << 20) -> tuple[float, float]:
+def stream(cfg: DramMemoryConfig, request_bytes: int = 64 * 1024, total_bytes: int = 8 << 20) -> tuple[float, float]:
     """Sequential 64 KiB reads, IN_FLIGHT outstanding: (fraction of peak bandwidth, row-hit rate)."""
     memory = DramMemory(cfg)
     slots = [0] * IN_FLIGHT
     for index, addr in enumerate(range(0, total_bytes, request_bytes)):
         slots[index % IN_FLIGHT] = memory.access(slots[index % IN_FLIGHT], addr, request_bytes, is_write=False)
+    memory.finish(max(slots))
     c = memory.counters
     return total_bytes * 10**12 / max(slots) / cfg.peak_bw_bytes_per_s, c.row_hits / (c.row_hits + c.row_misses)
 
 
-def scattered(cfg: DramMemoryConfig, count: int = 8000, size: int = 64) -> tuple[float, float]:
-    """Random 64 B reads, 64 outstanding: (fraction of peak bandwidth, row-hit rate)."""
+def scattered(cfg: DramMemoryConfig, count: int = 4000) -> tuple[float, float]:
+    """Random reads of one channel stripe (a burst on every channel), 64 outstanding: (fraction of peak
+    bandwidth, row-hit rate). The random-access efficiency of docs/memory-validation.md."""
+    size = cfg.channels * cfg.interleave_bytes
     memory = DramMemory(cfg)
     rng = random.Random(11)
     slots = [0] * 64
     for index in range(count):
-        addr = rng.randrange(0, 1 << 32) // size * size
+        addr = rng.randrange(0, 1 << 34) // size * size
         slots[index % 64] = memory.access(slots[index % 64], addr, size, is_write=False)
+    memory.finish(max(slots))
     c = memory.counters
     return count * size * 10**12 / max(slots) / cfg.peak_bw_bytes_per_s, c.row_hits / (c.row_hits + c.row_misses)
 
@@ -67,23 +71,12 @@ def test_the_brief_presets_all_exist() -> None:
 
 
 @pytest.mark.parametrize("name", DRAM_PRESETS)
-def test_sequential_stream_sits_just_under_the_refresh_ceiling(name: str) -> None:
-    """Band documented in docs/memory.md: refresh takes tRFC of every tREFI; row switches at most 3% more."""
+def test_random_stripe_reads_are_slower_and_miss_rows(name: str) -> None:
     cfg = dram(name)
-    efficiency, hit_rate = stream(cfg)
-    ceiling = 1 - cfg.timing.trfc_ns / cfg.timing.trefi_ns
-    assert ceiling - 0.03 <= efficiency <= ceiling + 1e-9
-    assert hit_rate > 0.95
-
-
-@pytest.mark.parametrize("name", DRAM_PRESETS)
-def test_random_64_byte_reads_are_slower_and_miss_rows(name: str) -> None:
-    cfg = dram(name)
-    seq_efficiency, seq_hits = stream(cfg, total_bytes=8 << 20)
+    seq_efficiency, seq_hits = stream(cfg)
     rnd_efficiency, rnd_hits = scattered(cfg)
-    assert rnd_efficiency < 0.5 * seq_efficiency
-    # a 64 B read is one or two bursts: at best its second burst hits the row its first one opened
-    assert rnd_hits < 0.51 < seq_hits
+    assert rnd_efficiency < 0.8 * seq_efficiency
+    assert rnd_hits < 0.95 < seq_hits
 
 
 def decode_and_prefill(memory: str, **overrides: int) -> tuple[dict, dict]:
@@ -115,10 +108,10 @@ def test_ideal_memory_gives_the_compute_bound_limit() -> None:
         assert decode["step_s"] >= ideal["step_s"] and prefill["step_s"] >= ideal_prefill["step_s"]
 
 
-def interleaved_bank_conflicts(cfg: DramMemoryConfig, scheduler: str) -> tuple[float, int]:
-    """Two streams to different rows of bank 0, requests alternating, all queued at t=0."""
-    cfg = cfg.model_copy(update={"channels": 1, "scheduler": scheduler})
-    other_row = cfg.banks_per_channel * cfg.row_bytes  # same bank, next row
+def interleaved_bank_conflicts(name: str, scheduler: str) -> tuple[float, int]:
+    """Two streams to different rows of one row set, requests alternating, all queued at t=0."""
+    cfg = dram(name, channels=1, scheduler=scheduler, channel_model="independent")
+    other_row = cfg.banks_per_channel * cfg.row_bytes  # same row set, next row
     env = simpy.Environment()
     memory = ScheduledDram(env, cfg)
     done = []
@@ -131,13 +124,14 @@ def interleaved_bank_conflicts(cfg: DramMemoryConfig, scheduler: str) -> tuple[f
                 event.arm(memory.timing.access(0, base + 64 * index, 64, False))
             done.append(event)
     env.run()
+    memory.finish(env.now)
     c = memory.timing.counters
     return c.row_hits / (c.row_hits + c.row_misses), env.now
 
 
 def test_fr_fcfs_serves_row_hits_first_on_conflicting_streams() -> None:
-    fcfs_hits, fcfs_end = interleaved_bank_conflicts(dram("ddr4-3200"), "fcfs")
-    fr_hits, fr_end = interleaved_bank_conflicts(dram("ddr4-3200"), "fr_fcfs")
+    fcfs_hits, fcfs_end = interleaved_bank_conflicts("ddr4-3200", "fcfs")
+    fr_hits, fr_end = interleaved_bank_conflicts("ddr4-3200", "fr_fcfs")
     assert fcfs_hits == 0.0  # every request closes the other stream's row
     assert fr_hits > 0.9
     assert fr_end < fcfs_end / 3
@@ -145,8 +139,8 @@ def test_fr_fcfs_serves_row_hits_first_on_conflicting_streams() -> None:
 
 def test_fr_fcfs_and_fcfs_agree_on_streaming_llm_traffic() -> None:
     """The claim behind the fcfs default in docs/memory.md."""
-    fcfs, fcfs_prefill = decode_and_prefill("ddr4-3200", scheduler="fcfs")  # type: ignore[arg-type]
-    fr, fr_prefill = decode_and_prefill("ddr4-3200", scheduler="fr_fcfs")  # type: ignore[arg-type]
+    fcfs, fcfs_prefill = decode_and_prefill("ddr4-3200", scheduler="fcfs", channel_model="independent")  # type: ignore[arg-type]
+    fr, fr_prefill = decode_and_prefill("ddr4-3200", scheduler="fr_fcfs", channel_model="independent")  # type: ignore[arg-type]
     assert fr["step_s"] == pytest.approx(fcfs["step_s"], rel=0.04)  # measured: 3.6% faster (edge design)
     assert fr_prefill["step_s"] == pytest.approx(fcfs_prefill["step_s"], rel=0.01)
     assert fr["step_s"] <= fcfs["step_s"] * 1.001  # reordering for row hits does not lose time here

@@ -263,7 +263,7 @@ def test_validate_reports_yaml_overrides_as_set(tmp_path: Path) -> None:
     (["step", "--phase", "prefill", "--context", "10000000", "--allow-long-context"], "over the limit of"),
     (["gemm", "--m", "1000000000", "--n", "4096", "--k", "4096"], "over the limit of"),
     (["gemm", "--m", "1", "--n", "128", "--k", "128", "--memory", "ddr4-3200", "--set",
-      "memory.banks_per_channel=2147483648"], "allows at most"),
+      "memory.banks_per_group=2147483648"], "allows at most"),
     (["run", "--model", TINY, "--prompt", "16", "--gen", "2", "--max-work", "10"], "pass --max-work N"),
 ])
 def test_work_beyond_the_ceiling_is_refused_before_simulating(argv: list[str], expected: str,

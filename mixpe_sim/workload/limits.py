@@ -100,7 +100,7 @@ def check_work(hw: HardwareConfig, estimate: WorkEstimate, max_work: int | None,
     """Refuse, in one line with the estimate and the limit, what exceeds the bound or the DRAM state limit."""
     memory = hw.memory
     if isinstance(memory, DramMemoryConfig) and memory.channels * memory.banks_per_channel > MAX_BANKS:
-        raise WorkloadError(f"memory.channels x memory.banks_per_channel = "
+        raise WorkloadError(f"memory.channels x memory.bank_groups x memory.banks_per_group = "
                             f"{memory.channels * memory.banks_per_channel:,} banks; the DRAM model keeps state "
                             f"per bank and allows at most {MAX_BANKS:,}")
     limit = DEFAULT_MAX_WORK if max_work is None else max_work

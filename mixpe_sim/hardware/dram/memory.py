@@ -35,51 +35,73 @@ class DramMemory:
         self._granule_bursts = cfg.interleave_bytes // cfg.burst_bytes
         self._prepaid = 0  # channel bursts the representative served ahead of the transfers' shares
         self.counters = MemoryCounters(channel_busy_ps=[0] * cfg.channels)
+        if self.lockstep:  # one call per transfer on the engine's hottest path
+            self.request = self.access = self._lockstep  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ engine interface
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None], tag: Any) -> int | None:
+                deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int | None:
+        """The engine's interface (the time is known at once: `deliver` is for deferred models)."""
         return self.access(now_ps, addr, nbytes, is_write)
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         """Book a transfer requested at `now_ps`; return when its last byte is on the bus."""
-        first, last = addr // self._burst_bytes, (addr + nbytes - 1) // self._burst_bytes
         if self.lockstep:
-            finish = self._lockstep(now_ps, first, last, is_write)
-        else:
-            finish = now_ps
-            for channel, lo, hi in self.channel_ranges(addr, nbytes):
-                end = self.serve_range(channel, lo, hi, now_ps, is_write)
-                if end > finish:
-                    finish = end
-        counters = self.counters
-        if is_write:
-            counters.write_bursts += last - first + 1
-        else:
-            counters.read_bursts += last - first + 1
-        count_transfer(counters, nbytes, is_write, finish - now_ps)
+            return self._lockstep(now_ps, addr, nbytes, is_write)
+        first, last = addr // self._burst_bytes, (addr + nbytes - 1) // self._burst_bytes
+        finish = now_ps
+        for channel, lo, hi in self.channel_ranges(addr, nbytes):
+            end = self.serve_range(channel, lo, hi, now_ps, is_write)
+            if end > finish:
+                finish = end
+        self._count(nbytes, last - first + 1, is_write, finish - now_ps)
         return finish
 
-    def _lockstep(self, now: int, first: int, last: int, is_write: bool) -> int:
+    def _lockstep(self, now: int, addr: int, nbytes: int, is_write: bool,
+                  deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int:
+        """The representative channel serves the transfer's average share (one call per transfer: this
+        is bound as `request` and `access` in lockstep mode)."""
+        first, last = addr // self._burst_bytes, (addr + nbytes - 1) // self._burst_bytes
         channels, granule = self.channels, self._granule_bursts
         total = last - first + 1  # bursts over all channels
         need = total - self._prepaid
         timing = self._timings[0]
         if need <= 0:  # carried by bursts already served for earlier transfers
             self._prepaid = -need
-            return max(now, timing.bus_free)
-        share = -(-need // channels)
-        self._prepaid = share * channels - need
-        local = first // (granule * channels) * granule + first % granule
-        start, end = timing.serve(local, share, now, is_write)
-        # the busiest channel of a transfer that spans few channels still carries its own bursts
-        touched = min(channels, last // granule - first // granule + 1)
-        busiest = start + (-(-total // touched) - 1) * timing.t.ccd_s + timing.t.burst
+            start = finish = max(now, timing.bus_free)
+        else:
+            share = -(-need // channels)
+            self._prepaid = share * channels - need
+            start, finish = timing.serve(first // (granule * channels) * granule + first % granule, share, now,
+                                         is_write)
+            # the busiest channel of a transfer that spans few channels still carries its own bursts
+            touched = last // granule - first // granule + 1
+            if touched < channels:
+                busiest = start + (-(-total // touched) - 1) * timing.t.ccd_s + timing.t.burst
+                if busiest > finish:
+                    finish = busiest
         if self._trace.enabled:
-            self._trace.span("dram", f"channels x{channels} (lockstep)", direction(is_write), start, end,
-                             {"bytes": (last - first + 1) * self._burst_bytes})
-        return end if end > busiest else busiest
+            self._trace.span("dram", f"channels x{channels} (lockstep)", direction(is_write), start, finish,
+                             {"bytes": nbytes})
+        counters = self.counters  # _count, inlined: once per transfer
+        counters.requests += 1
+        if is_write:
+            counters.bytes_written += nbytes
+            counters.write_bursts += total
+        else:
+            counters.bytes_read += nbytes
+            counters.read_bursts += total
+            counters.read_latencies_ps.append(finish - now)
+        return finish
+
+    def _count(self, nbytes: int, bursts: int, is_write: bool, latency_ps: int) -> None:
+        counters = self.counters
+        if is_write:
+            counters.write_bursts += bursts
+        else:
+            counters.read_bursts += bursts
+        count_transfer(counters, nbytes, is_write, latency_ps)
 
     # ------------------------------------------------------------------ independent channels
 

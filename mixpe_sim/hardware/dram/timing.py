@@ -1,19 +1,28 @@
 """One DRAM channel's command timing, computed per run of bursts ("busy-until"), never per cycle.
 
-A channel serves a transfer's share as a run of bursts in its local address space. The mapping cuts the
-run into row segments: a segment holds one open row in each of its `ways` banks (one per bank group for
-`row_bank_column_bankgroup`, every bank for `row_column_bank`, a single bank for `row_bank_column`) and
-its bursts rotate over the ways. Per segment the first visit of each way is timed explicitly (row hit,
-or precharge + activate under tRAS, tRP, tRC, tRRD_S/L, tFAW, refresh), the rest in closed form: with
-bank groups rotating, column commands follow each other at tCCD_S (tCCD_L is met because a bank group
-comes back only every `ways` commands); with one bank they follow at tCCD_L. Read/write turnaround
-(tWTR_S/L, tRTW), write recovery (tWR), read-to-precharge (tRTP) and the data bus are respected. The
-reference `serve_by_burst` times the same commands one burst at a time; tests hold the two equal.
+A channel serves a transfer's share as a run of bursts in its local address space. The address mapping
+cuts the run into segments. A segment is one row of a *row set*: the `ways` banks its bursts rotate over
+(bank i of every bank group for `row_bank_column_bankgroup`, every bank for `row_column_bank`, a single
+bank for `row_bank_column`). The controller opens and closes a row set as a unit: on a row miss it
+precharges the set (tRAS, tRTP/tWR, then tRP) and activates its banks one after another in the order
+the run visits them (tRC, tRRD_S/L, tFAW); each bank's columns wait for its own tRCD.
+
+Column commands: consecutive ones to different bank groups are tCCD_S apart, to the same group tCCD_L.
+With bank groups rotating and tCCD_L <= 2 tCCD_S (every JEDEC part here) a group's earlier command can
+never be the binding constraint, so a run whose banks are ready is one arithmetic sequence at tCCD_S
+(tCCD_L with one bank): closed form, O(1) per segment. Reads after writes wait tWTR_L in the write's
+bank group and tWTR_S elsewhere, writes after reads tRTW; the data bus carries one burst per tBL.
+Refresh: all-bank (channel blocked tRFC once per tREFI, postponed while data streams) or per-bank
+(each bank once per tREFI, fitted into its idle time when it has enough).
+
+`serve_by_burst` is the slow reference: every burst timed on its own, every bank group's last command
+tracked; tests hold it equal to `serve`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.units import ns_to_ps
@@ -23,19 +32,19 @@ NEVER = -(10**18)  # "long ago": a constraint that no longer binds
 
 @dataclass(frozen=True, slots=True)
 class ChannelGeometry:
-    """Where a channel-local burst index lands: segment, way, bank, row (pure arithmetic).
+    """Where a channel-local burst index lands: segment, way, bank, row set, row (pure arithmetic).
 
-    Banks are numbered group-major (bank // banks_per_group is its bank group). A segment's banks depend
-    only on `segment % period`; its row is `segment // period`.
+    Banks are numbered group-major (bank // banks_per_group is its bank group). A segment's row set is
+    `segment % sets`, its row `segment // sets`.
     """
 
     bank_groups: int
     banks_per_group: int
     bursts_per_row: int
-    ways: int  # banks of one segment, visited in rotation burst by burst
-    period: int  # segments before the bank pattern repeats with the next row
-    way_banks: tuple[tuple[int, ...], ...]  # per segment % period: the bank of each way
-    way_groups: tuple[tuple[int, ...], ...]  # per segment % period: the bank group of each way
+    ways: int  # banks of one row set, visited in rotation burst by burst
+    sets: int
+    set_banks: tuple[tuple[int, ...], ...]  # per row set: the bank of each way
+    set_groups: tuple[tuple[int, ...], ...]  # per row set: the bank group of each way
 
     @classmethod
     def of(cls, cfg: DramMemoryConfig) -> ChannelGeometry:
@@ -57,9 +66,6 @@ class ChannelGeometry:
     @property
     def segment_bursts(self) -> int:
         return self.ways * self.bursts_per_row
-
-    def bank_row(self, segment: int, way: int) -> tuple[int, int]:
-        return self.way_banks[segment % self.period][way], segment // self.period
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,66 +111,64 @@ class ChannelStats:
     """Command counts of one timed channel (multiplied by the channels it stands for in lockstep)."""
 
     acts: int = 0
-    row_hits: int = 0  # bursts that found their row open
-    row_misses: int = 0  # bursts that had to open their row (one per activate)
+    row_misses: int = 0  # bursts that had to open their row (the first burst of each row-set opening)
     bursts: int = 0
     busy_ps: int = 0  # data bus carrying data
     precharged_ps: int = 0  # all banks closed (precharge standby)
     refresh_stalls: int = 0  # all-bank refreshes the traffic had to wait for
 
+    @property
+    def row_hits(self) -> int:
+        return self.bursts - self.row_misses
+
 
 class ChannelTiming:
-    """Timing state of one channel: banks, bank groups, activate window, bus, refresh."""
+    """Timing state of one channel: row sets, activate window, bus, turnaround, refresh."""
 
     def __init__(self, cfg: DramMemoryConfig) -> None:
-        self.geo = ChannelGeometry.of(cfg)
-        self.t = TimingPs.of(cfg)
-        banks = self.geo.banks
+        self.geo = geo = ChannelGeometry.of(cfg)
+        self.t = t = TimingPs.of(cfg)
+        sets, ways = geo.sets, geo.ways
         self.closed_page = cfg.page_policy == "closed"
         self.per_bank_refresh = cfg.refresh == "per_bank"
-        self.bank_group = [bank // cfg.banks_per_group for bank in range(banks)]
-        self.open_row = [-1] * banks
-        self.act_time = [NEVER] * banks  # last ACT
-        self.col_ready = [0] * banks  # ACT + tRCD of the open row
-        self.pre_allowed = [0] * banks  # earliest PRE of the open row (tRAS, tRTP, tWR)
-        self.act_ready = [0] * banks  # earliest ACT when closed (PRE + tRP, refresh end)
-        self.refresh_seen = [0] * banks  # per-bank refresh: the last due time accounted for
+        self.set_row = [-1] * sets  # the open row of each row set (-1: closed)
+        self.set_act = [NEVER] * sets  # first ACT of its last opening (tRC: every bank in the same order)
+        # a set's ACTs: the first at set_act, way (set_first_way + k) % ways at set_act + offsets[k]
+        self.set_first_way = [0] * sets
+        self.set_offsets: list[tuple[int, ...]] = [(0,) * ways] * sets
+        self.set_ready = [0] * sets  # every way of the set ready (its last ACT + tRCD)
+        self.set_pre_allowed = [0] * sets  # earliest PRE: tRAS after its ACTs, tRTP/tWR after its columns
+        self.set_act_ready = [0] * sets  # earliest ACT while closed: PRE + tRP, refresh end
+        self.set_refresh_seen = [0] * sets  # per-bank refresh: the last due time accounted for
         self.bus_free = 0
         self.last_col = NEVER  # last column command
         self.last_col_group = -1
-        self.group_col = [NEVER] * cfg.bank_groups  # last column command per bank group
+        self.group_col = [NEVER] * cfg.bank_groups  # per bank group: last column (slow path only)
         self.last_was_write = False
         self.last_write_end = NEVER  # end of the last write data (tWTR)
         self.last_write_group = -1
         self.last_read_col = NEVER  # last READ (tRTW)
-        self._acts = [NEVER] * 4  # ring of the last four ACTs (tRRD, tFAW)
+        self._acts = [NEVER] * 4  # ring of the last four ACTs (tFAW); _acts[_act_slot] is the oldest
         self._act_slot = 0
         self.last_act_group = -1
-        self.next_refresh = self.t.refi
-        self.closed_since = 0  # all banks closed since (while open_rows == 0)
-        self.open_rows = 0
+        self.next_refresh = t.refi
+        self.open_sets = 0
+        self.closed_since = 0  # all banks closed since (while open_sets == 0)
         self.stats = ChannelStats()
-        self.row_misses = 0  # bursts that opened their row (= activates); folded into stats at the end
-        self._times = [0] * self.geo.ways  # per way: its last column command of the current segment
-        # the segment whose every way is open and ready (fast path), and its last run not yet written
-        # into group_col / pre_allowed: (phase, first command, bursts, spacing, ways, write?)
-        self._hot_segment = -1
-        self._hot_banks: tuple[int, ...] = ()
-        self._hot_groups: tuple[int, ...] = ()
-        self._hot_ready = 0
-        self._lazy: tuple[int, int, int, int, int, bool] | None = None
-        self._repeat_step = self._closed_form_step()
-
-    def _closed_form_step(self) -> int:
-        """Spacing of the commands after each way's first (0: no closed form, time them one by one).
-
-        Rotating bank groups: a group comes back every min(ways, groups) commands, so tCCD_S is the
-        spacing when that many tCCD_S cover tCCD_L. One way: every command in one group, tCCD_L.
-        """
-        t, geo = self.t, self.geo
-        if geo.ways == 1 or geo.bank_groups == 1:
-            return max(t.ccd_l, t.ccd_s)
-        return t.ccd_s if min(geo.ways, geo.bank_groups) * t.ccd_s >= t.ccd_l else 0
+        # ACT offsets of an opening the previous ACTs do not hold back: tRRD_S apart (consecutive ways are
+        # in different bank groups), every fifth at least tFAW after the first of its window
+        offsets = [0]
+        for k in range(1, ways):
+            offsets.append(max(offsets[-1] + t.rrd_s, offsets[k - 4] + t.faw if k >= 4 else 0))
+        self._clean_offsets = tuple(offsets)
+        self._clean_ok = t.faw >= t.rrd_l  # then an ACT tFAW after the last one meets tRRD_L too
+        self._ready_rises = all(b - a >= t.ccd_s for a, b in pairwise(offsets))
+        # One bank: every command in one group (tCCD_L apart). Rotating groups with tCCD_L <= 2 tCCD_S:
+        # no group's earlier command can bind (the docstring); otherwise every command is timed alone.
+        if ways == 1 or geo.bank_groups == 1:
+            self._step = max(t.ccd_l, t.ccd_s)
+        else:
+            self._step = t.ccd_s if t.ccd_l <= 2 * t.ccd_s else 0
 
     # ------------------------------------------------------------------ the run of bursts
 
@@ -174,6 +178,27 @@ class ChannelTiming:
         Returns (first data on the bus, end of the last data).
         """
         seg_bursts = self.geo.segment_bursts
+        segment, phase = divmod(first_burst, seg_bursts)
+        geo, t = self.geo, self.t
+        row_set = segment % geo.sets
+        if phase + bursts <= seg_bursts and self.set_row[row_set] == segment // geo.sets and self._step and \
+                (self.per_bank_refresh or (now if now > self.bus_free else self.bus_free) < self.next_refresh):
+            # the common case of `_segment`, inlined: the whole run in one open row set
+            latency = t.cwl if is_write else t.cl
+            groups = geo.set_groups[row_set]
+            ways = len(groups)
+            first = self.last_col + (t.ccd_l if groups[phase % ways] == self.last_col_group else t.ccd_s)
+            if first < now:
+                first = now
+            if first < self.bus_free - latency:
+                first = self.bus_free - latency
+            if is_write and first < self.last_read_col + t.rtw:
+                first = self.last_read_col + t.rtw
+            if first >= self.set_ready[row_set] and (is_write or first >= self.last_write_end + t.wtr_l):
+                self.stats.bursts += bursts
+                self.stats.busy_ps += bursts * t.burst
+                return self._finish_run(row_set, first, first + (bursts - 1) * self._step,
+                                        groups[(phase + bursts - 1) % ways], is_write, latency)
         pos, end = first_burst, first_burst + bursts
         first_data = -1
         data_end = now
@@ -182,21 +207,37 @@ class ChannelTiming:
             run = end - pos if end - pos < seg_bursts - phase else seg_bursts - phase
             if not self.per_bank_refresh and (now if now > self.bus_free else self.bus_free) >= self.next_refresh:
                 self._all_bank_refresh(now)
-            if segment == self._hot_segment:
-                start, data_end = self._hot_run(phase, run, now, is_write)
-            else:
-                start, data_end = self._segment(segment, phase, run, now, is_write)
+            start, data_end = self._segment(segment, phase, run, now, is_write, self._step)
             if first_data < 0:
                 first_data = start
             pos += run
-        stats = self.stats
-        stats.bursts += bursts
-        stats.busy_ps += bursts * self.t.burst
+        self.stats.bursts += bursts
+        self.stats.busy_ps += bursts * self.t.burst
         return first_data, data_end
 
+    def _finish_run(self, row_set: int, first: int, last: int, last_group: int, is_write: bool,
+                    latency: int) -> tuple[int, int]:
+        """After a run's column commands: when its set may precharge (tRTP after the last read, tWR after
+        the last write data), the bus, the turnaround state. Returns (first data, end of data)."""
+        t = self.t
+        self.last_col, self.last_col_group = last, last_group
+        hold = last + (t.cwl + t.burst + t.wr if is_write else t.rtp)
+        if hold > self.set_pre_allowed[row_set]:
+            self.set_pre_allowed[row_set] = hold
+        if self.closed_page:
+            self._precharge(row_set, self.set_pre_allowed[row_set])
+        data_end = last + latency + t.burst
+        self.bus_free = data_end
+        self.last_was_write = is_write
+        if is_write:
+            self.last_write_end, self.last_write_group = data_end, last_group
+        else:
+            self.last_read_col = last
+        return first + latency, data_end
+
     def serve_by_burst(self, first_burst: int, bursts: int, now: int, is_write: bool) -> tuple[int, int]:
-        """Reference for `serve`: every burst timed on its own (the closed form of the repeats is not
-        used). Refresh is looked at when a segment starts, as in `serve`. Slow; tests only."""
+        """Reference for `serve`: every burst timed on its own, each bank group's last command
+        honoured explicitly. Refresh is looked at when a segment starts, as in `serve`. Tests only."""
         seg_bursts = self.geo.segment_bursts
         first_data, data_end = -1, now
         for pos in range(first_burst, first_burst + bursts):
@@ -204,231 +245,171 @@ class ChannelTiming:
             if (phase == 0 or pos == first_burst) and not self.per_bank_refresh and \
                     (now if now > self.bus_free else self.bus_free) >= self.next_refresh:
                 self._all_bank_refresh(now)
-            start, data_end = self._segment(segment, phase, 1, now, is_write)
+            start, data_end = self._segment(segment, phase, 1, now, is_write, 0)
             if first_data < 0:
                 first_data = start
         self.stats.bursts += bursts
         self.stats.busy_ps += bursts * self.t.burst
         return first_data, data_end
 
-    def _segment(self, segment: int, phase: int, run: int, now: int, is_write: bool) -> tuple[int, int]:
-        """Column commands of `run` bursts of one segment from its burst `phase`: each way's first
-        command explicitly, the repeats in closed form (`_repeat_step`), then when each bank may
-        precharge. The hottest DRAM code: locals and explicit comparisons on purpose."""
-        if self._lazy is not None:
-            self._settle()
+    def _segment(self, segment: int, phase: int, run: int, now: int, is_write: bool,
+                 step: int) -> tuple[int, int]:
+        """`run` bursts of one segment from its burst `phase`; `step` > 0: the closed form may be used."""
         t, geo = self.t, self.geo
-        index = segment % geo.period
-        banks, groups = geo.way_banks[index], geo.way_groups[index]
-        row = segment // geo.period
-        ways = len(banks)
+        row_set, row = segment % geo.sets, segment // geo.sets
+        if self.set_row[row_set] != row:
+            self._open(row_set, row, phase % geo.ways, now)
+            self.stats.row_misses += 1
         latency = t.cwl if is_write else t.cl
         earliest = self.bus_free - latency  # its data must not start before the bus is free
         if earliest < now:
             earliest = now
-        if is_write:
-            if earliest < self.last_read_col + t.rtw:
-                earliest = self.last_read_col + t.rtw
-            write_end = write_group = NEVER
-        else:  # tWTR: tWTR_L in the last write's bank group, tWTR_S in the others
-            write_end, write_group = self.last_write_end, self.last_write_group
-        open_row, col_ready, group_col, times = self.open_row, self.col_ready, self.group_col, self._times
-        ccd_s, ccd_l = t.ccd_s, t.ccd_l
+        if is_write and earliest < self.last_read_col + t.rtw:
+            earliest = self.last_read_col + t.rtw
+        groups = geo.set_groups[row_set]
+        ways = len(groups)
+        first_group = groups[phase % ways]
+        first = self.last_col + (t.ccd_l if first_group == self.last_col_group else t.ccd_s)
+        if first < earliest:
+            first = earliest
+        if step and (is_write or first >= self.last_write_end + t.wtr_l):
+            visits = run if run < ways else ways
+            if first >= self.set_ready[row_set]:  # no row, tWTR or bank-group wait: one arithmetic sequence
+                last = first + (run - 1) * step
+            elif phase % ways == self.set_first_way[row_set] and self.set_offsets[row_set] is self._clean_offsets \
+                    and self._ready_rises:
+                # the run that opened the set: visit j waits for ACT j (+ tRCD), and the ACTs are spaced
+                # at least `step` apart, so the last first visit is the later of the two lines
+                opened = self.set_act[row_set] + t.rcd
+                first = first if first > opened else opened
+                last = opened + self._clean_offsets[visits - 1]
+                if last < first + (visits - 1) * step:
+                    last = first + (visits - 1) * step
+                last += (run - visits) * step
+            else:  # each way's first command waits for its bank
+                last, way = first, phase % ways
+                for j in range(visits):
+                    if j:
+                        last += step
+                    if last < self._way_ready(row_set, way):
+                        last = self._way_ready(row_set, way)
+                    if j == 0:
+                        first = last
+                    way = way + 1 if way + 1 < ways else 0
+                last += (run - visits) * step
+            last_group = groups[(phase + run - 1) % ways]
+        else:
+            first, last, last_group = self._columns(row_set, phase, run, first, is_write, step)
+        return self._finish_run(row_set, first, last, last_group, is_write, latency)
+
+    def _columns(self, row_set: int, phase: int, run: int, first: int, is_write: bool,
+                 step: int) -> tuple[int, int, int]:
+        """Column commands one by one: each way's readiness, tWTR per bank group and every group's
+        last command; with `step` > 0 only up to each way's first command, the rest at `step`.
+        Returns the first and the last command and the last one's bank group."""
+        t = self.t
+        groups, group_col = self.geo.set_groups[row_set], self.group_col
+        ways = len(groups)
         col, group = self.last_col, self.last_col_group
-        visits = run if run < ways else ways
-        misses = 0
-        first_col = 0
-        latest_ready = 0
+        write_end = NEVER if is_write else self.last_write_end
         way = phase % ways
-        for j in range(visits):  # the first command to each way: opens its row if needed
-            bank, way_group = banks[way], groups[way]
-            if open_row[bank] == row:
-                ready = col_ready[bank]
-            else:
-                ready = self._open(bank, row, now)
-                misses += 1
-            if ready > latest_ready:
-                latest_ready = ready
-            col += ccd_l if way_group == group else ccd_s
-            if col < earliest:
-                col = earliest
+        explicit = min(run, ways) if step else run
+        for j in range(explicit):
+            way_group = groups[way]
+            col = first if j == 0 else col + (t.ccd_l if way_group == group else t.ccd_s)
+            ready = self._way_ready(row_set, way)
             if col < ready:
                 col = ready
-            if col < group_col[way_group] + ccd_l:
-                col = group_col[way_group] + ccd_l
-            if col < write_end + (t.wtr_l if way_group == write_group else t.wtr_s):
-                col = write_end + (t.wtr_l if way_group == write_group else t.wtr_s)
+            if col < group_col[way_group] + t.ccd_l:
+                col = group_col[way_group] + t.ccd_l
+            if col < write_end + (t.wtr_l if way_group == self.last_write_group else t.wtr_s):
+                col = write_end + (t.wtr_l if way_group == self.last_write_group else t.wtr_s)
             if j == 0:
-                first_col = col
-            group_col[way_group] = times[way] = col
+                first = col
+            group_col[way_group] = col
             group = way_group
             way = way + 1 if way + 1 < ways else 0
-        if run > visits:
-            col, group = self._repeats(banks, groups, phase, run, visits, col, group)
-        self.last_col, self.last_col_group = col, group
-        hold = t.cwl + t.burst + t.wr if is_write else t.rtp  # last column -> earliest precharge
-        pre_allowed = self.pre_allowed
-        way = phase % ways
-        for _ in range(visits):
-            bank = banks[way]
-            if times[way] + hold > pre_allowed[bank]:
-                pre_allowed[bank] = times[way] + hold
-            if self.closed_page:
-                self._precharge(bank, pre_allowed[bank])
-            way = way + 1 if way + 1 < ways else 0
-        data_end = col + latency + t.burst
-        self.bus_free = data_end
-        self.last_was_write = is_write
-        if is_write:
-            self.last_write_end, self.last_write_group = data_end, group
-        else:
-            self.last_read_col = col
-        self.row_misses += misses
-        if visits == ways and self._repeat_step == t.ccd_s and not self.closed_page:
-            # every way of the segment is open now: later runs in it take the fast path
-            self._hot_segment = segment
-            self._hot_banks, self._hot_groups = banks, groups
-            self._hot_ready = latest_ready
-        return first_col + latency, data_end
-
-    def _hot_run(self, phase: int, run: int, now: int, is_write: bool) -> tuple[int, int]:
-        """A run in the segment whose every way is open and ready (rotating bank groups, commands at
-        tCCD_S): the first command is the only one any constraint can push, the rest follow at tCCD_S
-        (the same times `_segment` gives: once the first is placed, a bank group comes back only after
-        tCCD_S x ways >= tCCD_L and no row waits; a read that tWTR could hold back takes `_segment`).
-        Which bank group's and bank's last command is when is settled lazily (`_settle`)."""
-        t = self.t
-        latency = t.cwl if is_write else t.cl
-        groups = self._hot_groups
-        ways = len(groups)
-        if self._lazy is not None and self._lazy[5] != is_write:
-            self._settle()
-        first_group = groups[phase % ways]
-        col = self.last_col + (t.ccd_l if first_group == self.last_col_group else t.ccd_s)
-        bound = self.bus_free - latency
-        if bound < now:
-            bound = now
-        if bound < self._hot_ready:
-            bound = self._hot_ready
-        if is_write:
-            if bound < self.last_read_col + t.rtw:
-                bound = self.last_read_col + t.rtw
-        elif bound < self.last_write_end + t.wtr_l:  # tWTR could still hold some command back
-            return self._segment(self._hot_segment, phase, run, now, is_write)
-        lazy = self._lazy  # (always a run of the hot segment: any other segment settles it first)
-        group_last = self.group_col[first_group] if lazy is None else self._lazy_group_last(first_group)
-        if col < group_last + t.ccd_l:
-            col = group_last + t.ccd_l
-        if col < bound:
-            col = bound
-        if lazy is not None and col == self.last_col + t.ccd_s and phase == (lazy[0] + lazy[2]) % ways:
-            self._lazy = (lazy[0], lazy[1], lazy[2] + run, lazy[3], ways, is_write)  # one arithmetic sequence
-        else:
-            if lazy is not None:
-                self._settle()
-            self._lazy = (phase, col, run, t.ccd_s, ways, is_write)
-        last = col + (run - 1) * t.ccd_s
-        self.last_col, self.last_col_group = last, groups[(phase + run - 1) % ways]
-        data_end = last + latency + t.burst
-        self.bus_free = data_end
-        self.last_was_write = is_write
-        if is_write:
-            self.last_write_end, self.last_write_group = data_end, self.last_col_group
-        else:
-            self.last_read_col = last
-        return col + latency, data_end
-
-    def _lazy_group_last(self, group: int) -> int:
-        """The last command in `group` so far, when the unsettled run may hold it."""
-        phase, col, run, step, ways, _ = self._lazy  # type: ignore[misc]
-        best = self.group_col[group]
-        for j in range(min(run, ways)):
-            if self._hot_groups[(phase + j) % ways] == group:
-                when = col + (j + (run - 1 - j) // ways * ways) * step
-                if when > best:
-                    best = when
-        return best
-
-    def _settle(self) -> None:
-        """Write the unsettled fast run's last command per bank group and earliest precharge per bank."""
-        phase, col, run, step, ways, is_write = self._lazy  # type: ignore[misc]
-        self._lazy = None
-        t = self.t
-        hold = t.cwl + t.burst + t.wr if is_write else t.rtp
-        banks, groups, group_col, pre_allowed = self._hot_banks, self._hot_groups, self.group_col, self.pre_allowed
-        for j in range(min(run, ways)):
-            way = (phase + j) % ways
-            when = col + (j + (run - 1 - j) // ways * ways) * step
-            if when > group_col[groups[way]]:
-                group_col[groups[way]] = when
-            if when + hold > pre_allowed[banks[way]]:
-                pre_allowed[banks[way]] = when + hold
-
-    def _repeats(self, banks: tuple[int, ...], groups: tuple[int, ...], phase: int, run: int, visits: int,
-                 col: int, group: int) -> tuple[int, int]:
-        """Commands after each way's first one: every row is open, only the column spacing binds.
-        Returns the last command and its bank group; `_times` gets each way's last command."""
-        t, ways, times, group_col = self.t, len(banks), self._times, self.group_col
-        step = self._repeat_step
-        if not step:  # no closed form for this combination of mapping and timing: one by one
-            for j in range(visits, run):
-                way = (phase + j) % ways
-                way_group = groups[way]
-                col = max(group_col[way_group] + t.ccd_l, col + (t.ccd_l if way_group == group else t.ccd_s))
-                group_col[way_group] = times[way] = col
-                group = way_group
-            return col, group
-        base = visits - 1  # index of the command at `col`
-        for j in range(visits):
-            last = j + (run - 1 - j) // ways * ways
-            if last > j:
-                way = (phase + j) % ways
-                times[way] = when = col + (last - base) * step
-                if when > group_col[groups[way]]:
-                    group_col[groups[way]] = when
-        return col + (run - visits) * step, groups[(phase + run - 1) % ways]
+        if run > explicit:
+            col += (run - explicit) * step
+            group = groups[(phase + run - 1) % ways]
+        return first, col, group
 
     # ------------------------------------------------------------------ rows and activates
 
-    def _open(self, bank: int, row: int, now: int) -> int:
-        """Open `row` in `bank`: precharge the row it holds (tRAS, tRTP/tWR, then tRP), activate under
-        tRC, tRRD_S/L and tFAW; returns when its columns can be read (+ tRCD)."""
+    def _open(self, row_set: int, row: int, first_way: int, now: int) -> None:
+        """Open `row` in every bank of the row set: precharge what it holds, then activate the banks
+        in the order the run visits them, from `first_way`."""
         t = self.t
-        if self.per_bank_refresh and now // t.refi * t.refi > self.refresh_seen[bank]:
-            self._bank_refresh(bank, now)
-        if self.open_row[bank] >= 0:
-            self._precharge(bank, now if now > self.pre_allowed[bank] else self.pre_allowed[bank])
-        group = self.bank_group[bank]
-        act = self.act_time[bank] + t.rc
+        if self.per_bank_refresh and now // t.refi * t.refi > self.set_refresh_seen[row_set]:
+            self._bank_refresh(row_set, now)
+        if self.set_row[row_set] >= 0:
+            pre = self.set_pre_allowed[row_set]
+            self._precharge(row_set, now if now > pre else pre)
+        groups = self.geo.set_groups[row_set]
+        ways = len(groups)
+        act = self.set_act[row_set] + t.rc
         if act < now:
             act = now
-        if act < self.act_ready[bank]:
-            act = self.act_ready[bank]
-        acts, slot = self._acts, self._act_slot  # ring of the last four ACTs; acts[slot] is the oldest
-        previous = acts[slot - 1] + (t.rrd_l if group == self.last_act_group else t.rrd_s)
-        if act < previous:
-            act = previous
-        if act < acts[slot] + t.faw:
-            act = acts[slot] + t.faw
-        acts[slot] = act
-        self._act_slot = (slot + 1) % 4
-        self.last_act_group = group
-        if not self.open_rows and act > self.closed_since:
+        if act < self.set_act_ready[row_set]:
+            act = self.set_act_ready[row_set]
+        acts, slot = self._acts, self._act_slot
+        if self._clean_ok and act >= acts[slot - 1] + t.faw:  # the earlier ACTs hold none of these back
+            offsets = self._clean_offsets
+            for k in range(ways - 4 if ways > 4 else 0, ways):
+                acts[slot] = act + offsets[k]
+                slot = slot + 1 if slot < 3 else 0
+            self.last_act_group = groups[(first_way + ways - 1) % ways]
+        else:
+            act, offsets, slot = self._activate_one_by_one(groups, first_way, act, acts, slot)
+        self._act_slot = slot
+        if not self.open_sets and act > self.closed_since:
             self.stats.precharged_ps += act - self.closed_since
-        self.open_rows += 1
-        self.open_row[bank] = row
-        self.act_time[bank] = act
-        self.col_ready[bank] = act + t.rcd
-        self.pre_allowed[bank] = act + t.ras
-        return act + t.rcd
+        self.open_sets += 1
+        self.set_row[row_set] = row
+        self.set_act[row_set], self.set_first_way[row_set], self.set_offsets[row_set] = act, first_way, offsets
+        self.set_ready[row_set] = act + offsets[-1] + t.rcd
+        self.set_pre_allowed[row_set] = act + offsets[-1] + t.ras
+        self.stats.acts += ways
 
-    def _precharge(self, bank: int, when: int) -> None:
-        self._hot_segment = -1
-        self.open_row[bank] = -1
-        if when + self.t.rp > self.act_ready[bank]:
-            self.act_ready[bank] = when + self.t.rp
-        self.open_rows -= 1
-        if not self.open_rows:
+    def _activate_one_by_one(self, groups: tuple[int, ...], first_way: int, act: int, acts: list[int],
+                             slot: int) -> tuple[int, tuple[int, ...], int]:
+        """ACTs of a set when earlier ACTs still bind: each tRRD_S/L after the previous one and tFAW
+        after the fourth before. Returns the first ACT, the offsets from it and the ring's next slot."""
+        t = self.t
+        ways, last_group = len(groups), self.last_act_group
+        first = act
+        offsets = []
+        way = first_way
+        for k in range(ways):
+            group = groups[way]
+            if k:
+                act = acts[slot - 1]
+            if act < acts[slot - 1] + (t.rrd_l if group == last_group else t.rrd_s):
+                act = acts[slot - 1] + (t.rrd_l if group == last_group else t.rrd_s)
+            if act < acts[slot] + t.faw:
+                act = acts[slot] + t.faw
+            if k == 0:
+                first = act
+            acts[slot] = act
+            slot = slot + 1 if slot < 3 else 0
+            offsets.append(act - first)
+            last_group = group
+            way = way + 1 if way + 1 < ways else 0
+        self.last_act_group = last_group
+        return first, tuple(offsets), slot
+
+    def _way_ready(self, row_set: int, way: int) -> int:
+        """When `way` of the open row set can take its first column command (its ACT + tRCD)."""
+        ways = self.geo.ways
+        return (self.set_act[row_set] + self.set_offsets[row_set][(way - self.set_first_way[row_set]) % ways]
+                + self.t.rcd)
+
+    def _precharge(self, row_set: int, when: int) -> None:
+        self.set_row[row_set] = -1
+        if when + self.t.rp > self.set_act_ready[row_set]:
+            self.set_act_ready[row_set] = when + self.t.rp
+        self.open_sets -= 1
+        if not self.open_sets:
             self.closed_since = when + self.t.rp
 
     # ------------------------------------------------------------------ refresh
@@ -439,61 +420,45 @@ class ChannelTiming:
         fell due while the channel was idle cost the traffic nothing and is not replayed."""
         t = self.t
         current = now if now > self.bus_free else self.bus_free
-        if current < self.next_refresh:
-            return
         due = current // t.refi * t.refi
         self.next_refresh = due + t.refi
-        if self._lazy is not None:
-            self._settle()
-        self._hot_segment = -1
         start = max(due, self.bus_free)
-        if not self.open_rows and start > self.closed_since:
+        if not self.open_sets and start > self.closed_since:
             self.stats.precharged_ps += start - self.closed_since
-        if self.open_rows:
-            start = max(start, *(self.pre_allowed[b] for b, r in enumerate(self.open_row) if r >= 0)) + t.rp
-            for bank, row in enumerate(self.open_row):
-                if row >= 0:
-                    self.open_row[bank] = -1
-            self.open_rows = 0
+        if self.open_sets:
+            start = max(start, *(p for p, r in zip(self.set_pre_allowed, self.set_row, strict=True) if r >= 0)) + t.rp
+            self.set_row = [-1] * len(self.set_row)
+            self.open_sets = 0
         blocked_until = start + t.rfc
         self.closed_since = blocked_until
-        self.act_ready = [ready if ready > blocked_until else blocked_until for ready in self.act_ready]
+        self.set_act_ready = [ready if ready > blocked_until else blocked_until for ready in self.set_act_ready]
         self.bus_free = max(self.bus_free, blocked_until)
         self.stats.refresh_stalls += 1
 
-    def _bank_refresh(self, bank: int, now: int) -> None:
-        """Per-bank refresh, evaluated when the bank is next needed. Each bank is due once per tREFI; the
-        controller refreshes it while it is idle (JEDEC lets a per-bank refresh be pulled in or
-        postponed), so it costs the traffic time only when the bank's idle gap is shorter than tRFCpb.
-        It is looked at on a row change only: a bank whose open row is hit again is left until then."""
+    def _bank_refresh(self, row_set: int, now: int) -> None:
+        """Per-bank refresh, looked at when a row set is opened. Each bank is due once per tREFI; the
+        controller refreshes a set's banks while it is idle (JEDEC lets a per-bank refresh be pulled in
+        or postponed), so it costs the traffic time only when the set's idle gap is shorter than tRFCpb."""
         t = self.t
         window = now // t.refi * t.refi  # the latest due time
-        if window <= self.refresh_seen[bank]:
-            return
-        self.refresh_seen[bank] = window
-        if self.open_row[bank] >= 0:
-            self._precharge(bank, self.pre_allowed[bank])
-        start = max(self.act_ready[bank], window - t.refi)  # idle from the precharge, at most one period early
-        end = start + t.rfcpb
-        if end > self.act_ready[bank]:
-            self.act_ready[bank] = end
+        self.set_refresh_seen[row_set] = window
+        if self.set_row[row_set] >= 0:
+            self._precharge(row_set, self.set_pre_allowed[row_set])
+        start = max(self.set_act_ready[row_set], window - t.refi)  # idle after its precharge, <= 1 period early
+        if start + t.rfcpb > self.set_act_ready[row_set]:
+            self.set_act_ready[row_set] = start + t.rfcpb
 
     # ------------------------------------------------------------------ state queries
 
     def finish(self, end_ps: int) -> None:
         """Close the books at the end of the run: time since all banks closed is precharge standby."""
-        if self._lazy is not None:
-            self._settle()
-        self.stats.acts = self.stats.row_misses = self.row_misses
-        self.stats.row_hits = self.stats.bursts - self.row_misses
-        if not self.open_rows and end_ps > self.closed_since:
+        if not self.open_sets and end_ps > self.closed_since:
             self.stats.precharged_ps += end_ps - self.closed_since
             self.closed_since = end_ps
 
     def is_row_hit(self, first_burst: int) -> bool:
-        segment, phase = divmod(first_burst, self.geo.segment_bursts)
-        bank, row = self.geo.bank_row(segment, phase % self.geo.ways)
-        return self.open_row[bank] == row
+        segment = first_burst // self.geo.segment_bursts
+        return self.set_row[segment % self.geo.sets] == segment // self.geo.sets
 
     @property
     def miss_lead_ps(self) -> int:
