@@ -1,15 +1,17 @@
-"""Commands beyond gemm/list/validate: run, step, compare, plot, sweep."""
+"""The commands: each parses its options into a call of the Python API and prints the result."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixpe_sim.cli import (
+from mixpe_sim.cli_options import (
     add_hardware_options,
     add_max_work_option,
+    add_quiet_option,
     emit,
     load_hw,
     non_negative_int,
@@ -17,6 +19,56 @@ from mixpe_sim.cli import (
     positive_int,
 )
 from mixpe_sim.trace.chrome import TRACE_LEVELS
+
+
+def cmd_gemm(args: argparse.Namespace) -> int:
+    from mixpe_sim.api import simulate_gemm
+    from mixpe_sim.report.tables import render_gemm
+
+    emit(args, simulate_gemm(load_hw(args), args.m, args.n, args.k, max_work=args.max_work).to_dict(), render_gemm)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mixpe_sim.config.presets import PRESET_KINDS, list_presets
+    from mixpe_sim.workload.models import list_models
+
+    sections = {kind: list_presets(kind) for kind in PRESET_KINDS}
+    sections["models"] = list_models()
+    if args.json:
+        from mixpe_sim.report.output import to_json
+
+        sys.stdout.write(to_json(sections) + "\n")
+        return 0
+    for kind, names in sections.items():
+        sys.stdout.write(f"{kind}: {', '.join(names)}\n")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mixpe_sim.config.validate import validate_file
+
+    sys.stdout.write(validate_file(Path(args.file)) + "\n")
+    return 0
+
+
+def register_basic(sub: Any) -> None:
+    gemm = sub.add_parser("gemm", help="simulate one mpGEMM: activations [M x K] x quantized weights [K x N]")
+    add_hardware_options(gemm)
+    gemm.add_argument("--m", type=positive_int, required=True)
+    gemm.add_argument("--n", type=positive_int, required=True)
+    gemm.add_argument("--k", type=positive_int, required=True)
+    gemm.add_argument("--json", action="store_true", help="print one JSON object")
+    add_max_work_option(gemm)
+    gemm.set_defaults(handler=cmd_gemm)
+
+    listing = sub.add_parser("list", help="list presets: hardware, memory, energy, area, models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+
+    validate = sub.add_parser("validate", help="check a hardware, memory or energy YAML file")
+    validate.add_argument("file")
+    validate.set_defaults(handler=cmd_validate)
 
 
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +90,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="also write DIR/trace.json (Perfetto), DIR/timeline.csv and, with the plot extra, PNGs")
     parser.add_argument("--trace-level", choices=TRACE_LEVELS, default="tile",
                         help="trace detail: ops and blocks; + tiles, stalls, DMA (default); + DRAM transactions")
+    add_quiet_option(parser)
 
 
 def _workload(args: argparse.Namespace, prompt: int, gen: int) -> Any:
@@ -69,21 +122,18 @@ def _claim(args: argparse.Namespace, command: str) -> None:
 
 def _warn_wasted_memory(result: dict[str, Any]) -> None:
     """One stderr line per phase in which an on-chip path holds the memory below half its peak."""
-    import sys
-
     for phase, bound in result.get("bottleneck", {}).items():
         if isinstance(bound, dict) and bound.get("warning"):
             sys.stderr.write(f"mixpe-sim: warning: {phase}: {bound['warning']}\n")
 
 
-def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], Any]) -> Any:
     """Run `simulate(trace_sink)`; with --trace the trace and timeline land in --out, or nothing does."""
     from mixpe_sim.errors import ConfigError
     from mixpe_sim.trace.recording import TraceRecording
-    from mixpe_sim.trace.sink import NULL_SINK
 
     if not args.trace:
-        return simulate(NULL_SINK)
+        return simulate(None)
     if args.out is None:
         raise ConfigError("--trace", "", "needs --out DIR to write trace.json and timeline.csv into")
     recording = TraceRecording(args.out, args.trace_level, hw.array.rows * hw.array.cols)
@@ -97,8 +147,6 @@ def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], dict[st
 
 
 def _plot_if_available(out_dir: Path) -> None:
-    import sys
-
     from mixpe_sim.report.plots import MissingPlotExtra, plot_dir
 
     try:
@@ -108,45 +156,45 @@ def _plot_if_available(out_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.api import load_model, simulate_request
+    from mixpe_sim.report.progress import progress_bar
     from mixpe_sim.report.tables import render_run
-    from mixpe_sim.runs.llm import run_request
-    from mixpe_sim.workload.limits import check_work, request_work
-    from mixpe_sim.workload.models import check_context, load_model
 
-    hw = load_hw(args)
-    model = load_model(args.model)
-    check_context(model, args.prompt + args.gen - 1, "--prompt + --gen - 1", args.allow_long_context)
-    check_work(hw, request_work(hw, model, args.batch, args.prompt, args.gen, args.exact), args.max_work,
-               "--max-work")
+    hw, model = load_hw(args), load_model(args.model)
+    _check_request(args, hw, model, args.prompt, args.gen)
     _claim(args, "run")
-    show = not args.json
-    try:
-        wl = _workload(args, args.prompt, args.gen)
-        result = _traced(args, hw, lambda trace: run_request(
-            hw, model, wl, exact=args.exact, decode_samples=args.decode_samples, trace=trace,
-            progress=progress_reporter(show)))
-    finally:
-        finish_progress(show)
-    return _finish(args, result, render_run)
+    with progress_bar(not (args.json or args.quiet), "request") as progress:
+        result = _traced(args, hw, lambda sink: simulate_request(
+            hw, model, args.prompt, args.gen, args.batch, exact=args.exact, kv_bits=args.kv_bits,
+            quantize_lm_head=args.quantize_lm_head, decode_samples=args.decode_samples,
+            allow_long_context=args.allow_long_context, max_work=args.max_work, progress=progress, sink=sink))
+    return _finish(args, result.to_dict(), render_run)
+
+
+def _check_request(args: argparse.Namespace, hw: Any, model: Any, prompt: int, gen: int) -> None:
+    """The checks the API makes, made before --out is claimed (so a refused run writes nothing)."""
+    from mixpe_sim.workload.limits import check_work, request_work
+    from mixpe_sim.workload.models import check_context
+
+    check_context(model, prompt + gen - 1, "--prompt + --gen - 1", args.allow_long_context)
+    check_work(hw, request_work(hw, model, args.batch, prompt, gen, args.exact), args.max_work, "--max-work")
 
 
 def cmd_step(args: argparse.Namespace) -> int:
+    from mixpe_sim.api import load_model, simulate_step
     from mixpe_sim.report.tables import render_step
-    from mixpe_sim.runs.llm import run_step
     from mixpe_sim.workload.limits import check_work, step_work
-    from mixpe_sim.workload.models import check_context, load_model
+    from mixpe_sim.workload.models import check_context
 
-    hw = load_hw(args)
-    model = load_model(args.model)
-    context = args.context
-    check_context(model, context, "--context", args.allow_long_context)
-    tokens = context if args.phase == "prefill" else 1
-    check_work(hw, step_work(hw, model, args.batch, tokens, context, args.exact), args.max_work, "--max-work")
+    hw, model = load_hw(args), load_model(args.model)
+    check_context(model, args.context, "--context", args.allow_long_context)
+    tokens = args.context if args.phase == "prefill" else 1
+    check_work(hw, step_work(hw, model, args.batch, tokens, args.context, args.exact), args.max_work, "--max-work")
     _claim(args, "step")
-    wl = _workload(args, context if args.phase == "prefill" else max(1, context - 1), 1)
-    result = _traced(args, hw, lambda trace: run_step(hw, model, wl, args.phase, context, args.exact, trace))
-    return _finish(args, result, render_step)
+    result = _traced(args, hw, lambda sink: simulate_step(
+        hw, model, args.phase, args.context, args.batch, kv_bits=args.kv_bits, exact=args.exact,
+        quantize_lm_head=args.quantize_lm_head, allow_long_context=True, max_work=args.max_work, sink=sink))
+    return _finish(args, result.to_dict(), render_step)
 
 
 def register_run(sub: Any) -> None:
@@ -177,7 +225,7 @@ def _at_least_two(text: str) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from mixpe_sim.config import parse_overrides
-    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.progress import progress_bar
     from mixpe_sim.report.tables import render_compare
     from mixpe_sim.runs.compare import ISO_AREA_HARDWARE, PAPER_HARDWARE, PAPER_MODELS, run_compare
 
@@ -193,32 +241,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     models = models or ["llama-2-7b"]
     wl = _workload(args, args.prompt, args.gen)
     _claim(args, "compare")
-    show = not args.json
-    try:
+    with progress_bar(not (args.json or args.quiet), "compare") as progress:
         result = run_compare(hardware, models, wl, reference=args.reference or "fp16", memory=args.memory,
-                             overrides=parse_overrides(args.overrides), exact=args.exact,
-                             progress=progress_reporter(show))
-    finally:
-        finish_progress(show)
+                             overrides=parse_overrides(args.overrides), exact=args.exact, progress=progress)
     return _finish(args, result, render_compare)
 
 
 def _iso_area(args: argparse.Namespace, hardware: list[str], models: list[str]) -> int:
     from mixpe_sim.config import parse_overrides
-    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.progress import progress_bar
     from mixpe_sim.report.tables import render_iso_area
     from mixpe_sim.runs.compare import run_iso_area
 
     if args.paper or len(models) > 1:
         raise_usage("--iso-area takes one LLM --model and no --paper")
-    show = not args.json
-    try:
+    with progress_bar(not (args.json or args.quiet), "compare --iso-area") as progress:
         result = run_iso_area(hardware, models[0] if models else "llama-2-7b", _workload(args, args.prompt, args.gen),
                               reference=args.reference, memory=args.memory,
-                              overrides=parse_overrides(args.overrides), exact=args.exact,
-                              progress=progress_reporter(show))
-    finally:
-        finish_progress(show)
+                              overrides=parse_overrides(args.overrides), exact=args.exact, progress=progress)
     return _finish(args, result, render_iso_area)
 
 
@@ -249,13 +289,12 @@ def register_compare(sub: Any) -> None:
     compare.add_argument("--quantize-lm-head", action="store_true")
     compare.add_argument("--exact", action="store_true")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+    add_quiet_option(compare)
     compare.add_argument("--out", type=output_dir, metavar="DIR", help="write result.json to DIR")
     compare.set_defaults(handler=cmd_compare)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import sys
-
     from mixpe_sim.report.files import check_plot_inputs
     from mixpe_sim.report.plots import plot_dir
 
@@ -272,24 +311,13 @@ def register_plot(sub: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import sys
-
-    from mixpe_sim.report.progress import finish_progress, progress_reporter
+    from mixpe_sim.report.progress import sweep_progress
     from mixpe_sim.report.tables import render_sweep
-    from mixpe_sim.sweep.driver import run_sweep
+    from mixpe_sim.sweeps.driver import run_sweep
 
     out_dir = args.out or Path("sweep-" + args.file.stem)
-    report = progress_reporter(True)
-
-    def progress(finished: int, failed: int, remaining: int, total: int) -> None:
-        filled = round(20 * finished / total) if total else 20
-        report(f"[{'#' * filled}{'.' * (20 - filled)}] {finished}/{total} finished, {failed} failed, "
-               f"{remaining} remaining")
-
-    try:
+    with sweep_progress(not args.quiet) as progress:
         outcome = run_sweep(args.file, out_dir, args.workers, args.scheduler, progress)
-    finally:
-        finish_progress(True)
     sys.stdout.write(render_sweep(outcome, out_dir) + "\n")
     return 1 if any(row["status"] != "ok" for row in outcome.rows) else 0
 
@@ -302,8 +330,9 @@ def register_sweep(sub: Any) -> None:
                        help="Dask scheduler, e.g. tcp://host:8786 (needs the dask extra); overrides --workers")
     sweep.add_argument("--out", type=output_dir, metavar="DIR",
                        help="results directory (default: sweep-<file name>); rerunning skips finished points")
+    add_quiet_option(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
 
-COMMANDS: list[Callable[[Any], None]] = [register_run, register_compare, register_plot, register_sweep]
+COMMANDS: list[Callable[[Any], None]] = [register_basic, register_run, register_compare, register_plot, register_sweep]
 

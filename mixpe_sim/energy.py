@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
-from mixpe_sim.engine.counters import BufferCounters, OpCounters
+from mixpe_sim.hardware.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.memory import MemoryCounters
 from mixpe_sim.units import BITS_PER_BYTE, PS_PER_S
 

@@ -34,7 +34,7 @@ def test_gemm_json_has_the_contract_keys(capsys: pytest.CaptureFixture[str]) -> 
     data = json.loads(out)  # exactly one JSON object
     assert set(data) >= GEMM_KEYS
     assert data["macs"] == 64 * 512 * 512
-    assert data["config"]["name"] == "mixpe-w4a16" and data["version"]
+    assert data["config"]["hardware"]["name"] == "mixpe-w4a16" and data["version"]
 
 
 def test_gemm_human_summary(capsys: pytest.CaptureFixture[str]) -> None:

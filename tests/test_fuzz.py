@@ -22,7 +22,7 @@ from mixpe_sim.config.loader import load_hardware, load_yaml_file
 from mixpe_sim.config.presets import preset_dir
 from mixpe_sim.config.validate import validate_file
 from mixpe_sim.errors import MixpeError
-from mixpe_sim.sweep.spec import expand, load_sweep
+from mixpe_sim.sweeps.spec import expand, load_sweep
 from mixpe_sim.workload.models import load_model, model_files
 
 # FUZZ_EXAMPLES=2000 for a longer hunt; the default keeps the suite fast

@@ -91,7 +91,7 @@ def test_prefill_is_compute_bound_and_decode_memory_bound_on_the_datacenter_pres
     model = load_model("llama-2-7b")
     prefill = run_step(hw, model, Workload(prompt=2048, gen=1), "prefill", 2048, exact=False)
     decode = run_step(hw, model, Workload(prompt=2047, gen=2), "decode", 2048, exact=False)
-    prefill_compute = prefill["stall_breakdown_s"]["compute"] / prefill["step_s"]
+    prefill_compute = prefill["compute_s"] / prefill["step_s"]
     assert prefill_compute > 0.75 and prefill["pe_utilization"] > 0.7
     assert prefill["dram_bw_utilization"] < 0.6
     assert decode["dram_bw_utilization"] > 0.85 and decode["pe_utilization"] < 0.1
@@ -153,7 +153,9 @@ def test_run_result_contract_and_consistency() -> None:
     assert set(r["energy_breakdown_j"]) == {"dram_static", "dram", "buffer", "core"}
     assert r["energy_j"] == pytest.approx(sum(r["energy_breakdown_j"].values()))
     assert r["e2e_s"] == pytest.approx(r["ttft_s"] + r["tpot_s"] * (wl.gen - 1))
-    assert math.isclose(sum(r["stall_breakdown_s"].values()), r["e2e_s"], rel_tol=1e-9)
+    assert math.isclose(r["compute_s"] + sum(r["stall_breakdown_s"].values()), r["e2e_s"], rel_tol=1e-9)
+    assert r["time_breakdown_s"] == {"compute": r["compute_s"], **r["stall_breakdown_s"]}
+    assert r["time_s"] == r["e2e_s"] and "compute" not in r["stall_breakdown_s"]
     assert len(r["tpot_per_step_s"]) == wl.gen - 1
     assert r["tokens_per_s"] == pytest.approx(wl.gen / r["e2e_s"])
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from mixpe_sim.cli import main
-from mixpe_sim.sweep.driver import run_sweep
-from mixpe_sim.sweep.spec import SweepSpec, expand
-from mixpe_sim.sweep.store import RESULTS_FILE, read_rows
+from mixpe_sim.sweeps.driver import run_sweep
+from mixpe_sim.sweeps.spec import SweepSpec, expand
+from mixpe_sim.sweeps.store import RESULTS_FILE, read_rows
 from tests.conftest import REPO
 
 TWELVE_POINTS = """
@@ -152,7 +152,7 @@ def test_docs_sweep_example_expands(tmp_path: Path) -> None:
     text = (REPO / "docs" / "sweeps.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S)
     assert block
-    from mixpe_sim.sweep.spec import load_sweep
+    from mixpe_sim.sweeps.spec import load_sweep
 
     spec = load_sweep(write_sweep(tmp_path, block.group(1)))
     points = expand(spec)

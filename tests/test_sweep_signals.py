@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mixpe_sim.sweep.store import RESULTS_FILE, read_rows
+from mixpe_sim.sweeps.store import RESULTS_FILE, read_rows
 from tests.conftest import REPO
 
 # 24 distinct points, batch 1..24: about 10 s of work on one core, far longer than a stop may take

@@ -114,8 +114,6 @@ def test_timeline_stalls_add_up_to_the_result_breakdown(tmp_path: Path, phase: s
     rows = read_timeline(tmp_path / "timeline.csv")
     assert rows[0]["start_s"] == 0 and rows[-1]["end_s"] == pytest.approx(result["step_s"], rel=1e-12)
     for cause, seconds in result["stall_breakdown_s"].items():
-        if cause == "compute":
-            continue
         in_timeline = sum(row.get(f"stall_{cause}_s", 0.0) for row in rows)
         assert in_timeline == pytest.approx(seconds, rel=1e-9, abs=1e-15), cause
     moved = sum(row["dram_bw_bytes_per_s"] * (row["end_s"] - row["start_s"]) for row in rows)

@@ -94,6 +94,19 @@ def load_hardware(
         raise config_error_from(exc.errors(), str(hw_path), sources, override_sources) from None
 
 
+def apply_overrides(hw: HardwareConfig, overrides: list[tuple[str, Any]], source: str = "overrides") -> HardwareConfig:
+    """A copy of `hw` with `(key path, value)` overrides applied and the whole config validated again."""
+    data = hw.model_dump(mode="json")
+    override_sources = {}
+    for key_path, value in overrides:
+        _apply_override(data, key_path, copy.deepcopy(value))
+        override_sources[key_path] = f"{source} {key_path}={value!r}"
+    try:
+        return HardwareConfig.model_validate(data)
+    except ValidationError as exc:
+        raise config_error_from(exc.errors(), hw.name, {}, override_sources) from None
+
+
 # ---------------------------------------------------------------- error rendering
 
 

@@ -6,7 +6,8 @@ Validation only: these classes check values and cross-field constraints, they do
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
@@ -414,6 +415,18 @@ class HardwareConfig(Frozen):
     # ops with scores and probabilities through DRAM; "fused" = FlashAttention-style tiling over K/V
     # blocks with online softmax, scores on chip.
     attention: Literal["fused", "unfused"] = "unfused"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> HardwareConfig:
+        """A copy with `{"key.path": value}` changed and validated again, like `--set` (pydantic's
+        `model_copy(update=...)` would skip validation).
+
+        >>> from mixpe_sim import load_hardware
+        >>> load_hardware().with_overrides({"array.rows": 64}).array.rows
+        64
+        """
+        from mixpe_sim.config.loader import apply_overrides
+
+        return apply_overrides(self, list(overrides.items()))
 
     @model_validator(mode="after")
     def _check_cross_refs(self) -> HardwareConfig:

@@ -9,9 +9,9 @@ from simpy.core import EmptySchedule
 
 from mixpe_sim.collector import collector_paused
 from mixpe_sim.config.models import BufferConfig, HardwareConfig
-from mixpe_sim.engine.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.array import Operands, PEArray, VectorUnit
 from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.dma import LoadDMA, OpCompletion, StoreDMA
 from mixpe_sim.hardware.dram_scheduler import build_memory
 from mixpe_sim.hardware.memory import MemoryCounters

@@ -16,8 +16,8 @@ import simpy
 
 from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
 from mixpe_sim.config.models import HardwareConfig
-from mixpe_sim.engine.counters import OpCounters
 from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.counters import OpCounters
 from mixpe_sim.hardware.dma import OpCompletion, StoreDMA, StoreRequest
 from mixpe_sim.hardware.primitives import NOT_YET, Arrivals
 from mixpe_sim.trace.sink import TraceSink

@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 import simpy
 
 from mixpe_sim.config.models import BufferConfig
-from mixpe_sim.engine.counters import BufferCounters
+from mixpe_sim.hardware.counters import BufferCounters
 from mixpe_sim.trace.sink import TraceSink
 
 

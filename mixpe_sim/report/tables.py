@@ -31,9 +31,10 @@ def table(rows: list[list[str]], header: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def stall_lines(stalls: dict[str, float], total_s: float) -> list[list[str]]:
+def stall_lines(parts: dict[str, float], total_s: float) -> list[list[str]]:
+    """Rows of a time breakdown (compute and stall causes) with their share of the total."""
     return [[f"  {cause}", fmt_time(value), f"{100 * value / total_s:.1f}%"]
-            for cause, value in stalls.items() if value > 0 and total_s > 0]
+            for cause, value in parts.items() if value > 0 and total_s > 0]
 
 
 def energy_lines(breakdown: dict[str, float], total_j: float) -> list[list[str]]:
@@ -63,8 +64,9 @@ def memory_lines(stats: dict[str, Any], label: str = "memory") -> list[list[str]
 def render_gemm(r: dict[str, Any]) -> str:
     shape = r["shape"]
     t = r["tiling"]
-    head = (f"GEMM M={shape['m']} N={shape['n']} K={shape['k']} on {r['config']['name']} "
-            f"(memory {r['config']['memory']['name']})")
+    hardware = r["config"]["hardware"]
+    head = (f"GEMM M={shape['m']} N={shape['n']} K={shape['k']} on {hardware['name']} "
+            f"(memory {hardware['memory']['name']})")
     rows = [
         ["time", fmt_time(r["time_s"]), f"{r['cycles']} cycles"],
         ["compute", f"{r['compute_cycles']} cycles", f"{100 * r['pe_utilization']:.1f}% PE util"],
@@ -119,8 +121,7 @@ def render_run(r: dict[str, Any]) -> str:
         ["DRAM BW utilisation", f"{100 * r['dram_bw_utilization']:.1f}%"],
         ["PE utilisation", f"{100 * r['pe_utilization']:.1f}%"],
     ]
-    where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['e2e_s']:.1f}%"]
-             for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["e2e_s"] > 0]
+    where = stall_lines(r["time_breakdown_s"], r["e2e_s"])
     energy = energy_lines(r["energy_breakdown_j"], r["energy_j"])
     header = ["op", "calls", "busy", "stalled", "share"]
     mode = r["mode"]
@@ -159,8 +160,7 @@ def render_step(r: dict[str, Any]) -> str:
         ["DRAM BW utilisation", f"{100 * r['dram_bw_utilization']:.1f}%"],
         ["PE utilisation", f"{100 * r['pe_utilization']:.1f}%"],
     ]
-    where = [[f"  {cause}", fmt_time(v), f"{100 * v / r['step_s']:.1f}%"]
-             for cause, v in r["stall_breakdown_s"].items() if v > 0 and r["step_s"] > 0]
+    where = stall_lines(r["time_breakdown_s"], r["step_s"])
     return "\n".join([
         head, *bound_lines(r), table(summary),
         "\nmemory (blocks simulated; the BW utilisation above covers the whole step)"

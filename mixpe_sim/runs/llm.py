@@ -16,15 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mixpe_sim import __version__
-from mixpe_sim.arch.area import area_fields
 from mixpe_sim.config.models import HardwareConfig
-from mixpe_sim.energy import DRAM_CLASSES
-from mixpe_sim.engine.counters import STALL_CAUSES
 from mixpe_sim.engine.simulator import simulate
 from mixpe_sim.errors import ConfigError
+from mixpe_sim.hardware.counters import STALL_CAUSES
 from mixpe_sim.report.bottleneck import bottleneck
-from mixpe_sim.report.summary import memory_stats
+from mixpe_sim.runs.fields import energy_fields, hardware_fields, header, provenance, time_fields, traffic_fields
+from mixpe_sim.runs.summary import memory_stats
 from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_layers
 from mixpe_sim.trace.sink import NULL_SINK, ShiftedSink, TraceSink
 from mixpe_sim.units import PS_PER_S
@@ -173,8 +171,8 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
     ttft_s = prefill.tally["time_ps"] / PS_PER_S
     step_s = [s["time_ps"] / PS_PER_S for s in steps]
     e2e_s = ttft_s + sum(step_s)
-    energy = {part: total.get(f"energy.{part}", 0.0) for part in ("dram_static", "dram", "buffer", "core")}
     return {
+        **header("request", e2e_s),
         "phases": {"prefill": _phase_figures(prefill.tally), "decode": _phase_figures(decode_total)},
         "ttft_s": ttft_s,
         # gen 1 has no decode step, so no time per output token: None, and the note says why
@@ -183,68 +181,28 @@ def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: b
         "tpot_per_step_s": step_s,
         "e2e_s": e2e_s,
         "tokens_per_s": wl.batch * wl.gen / e2e_s if e2e_s else 0.0,
-        "energy_j": sum(energy.values()),
-        "energy_breakdown_j": energy,
-        "dram_energy_breakdown_j": dram_energy_classes(total),
-        **_traffic_and_utilisation(hw, total, e2e_s),
-        "stall_breakdown_s": _stalls(total),
+        **energy_fields(total),
+        **traffic_fields(hw, total, e2e_s),
+        **time_fields(total),
         "per_op": _per_op(prefill.tally, "prefill") + _per_op(decode_total, "decode"),
         "by_group": {"prefill": _by_group(prefill.tally), "decode": _by_group(decode_total)},
         "per_layer": {"prefill_s": [v / PS_PER_S for v in prefill.layers_ps]},
         "decode_steps": [{"context": c, "step_s": s, "simulated": c in simulated}
                          for c, s in zip(contexts, step_s, strict=True)],
         "memory": {"prefill": prefill.memory, "decode": decode_memory},
-        **area_fields(hw),
+        **hardware_fields(hw),
         "bottleneck": {"prefill": bottleneck(hw, prefill.tally),
                        **({"decode": bottleneck(hw, decode_total)} if steps else {})},
         "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact),
                  "decode_steps_simulated": simulated, "attention": hw.attention},
-        "events": events,
-        "wall_s": wall_s,
-        "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
-        "version": __version__,
+        **provenance(hw, asdict(wl), asdict(model), events, wall_s),
     }
-
-
-def dram_energy_classes(tally: Tally) -> dict[str, float]:
-    """DRAM energy by command class (activate, read, write, io, refresh, background states)."""
-    return {cls: tally.get(f"dram_energy.{cls}", 0.0) for cls in DRAM_CLASSES}
 
 
 def _phase_figures(tally: Tally) -> dict[str, float]:
     """Time and energy of one phase (prefill, or all decode steps together)."""
     return {"time_s": tally.get("time_ps", 0.0) / PS_PER_S,
             "energy_j": sum(v for k, v in tally.items() if k.startswith("energy."))}
-
-
-def _traffic_and_utilisation(hw: HardwareConfig, total: Tally, time_s: float) -> dict[str, Any]:
-    read, written = total.get("dram_bytes_read", 0.0), total.get("dram_bytes_written", 0.0)
-    peak = hw.memory.peak_bw_bytes_per_s
-    pe_cycles = hw.array.rows * hw.array.cols * time_s * hw.core_freq_hz
-    return {
-        "dram_bytes_read": round(read),
-        "dram_bytes_written": round(written),
-        "dram_bw_utilization": (read + written) / (time_s * peak) if time_s and peak != float("inf") else 0.0,
-        "pe_utilization": total.get("active_pe_cycles", 0.0) / pe_cycles if pe_cycles else 0.0,
-        "macs": round(total.get("macs", 0.0)),
-        "dequant_ops": round(total.get("dequant_ops", 0.0)),
-    }
-
-
-def _stalls(total: Tally) -> dict[str, float]:
-    """Where the array's time went, in seconds; non-negative and summing to the step time.
-
-    With block extrapolation a cause's share is a difference of two runs and can come out slightly
-    negative (adding a block can shorten a wait elsewhere); such a cause is shown as zero and the
-    positive causes are scaled so the total is unchanged.
-    """
-    out = {"compute": total.get("compute_ps", 0.0) / PS_PER_S}
-    out.update({k.split(".", 1)[1]: v / PS_PER_S for k, v in total.items() if k.startswith("stall.")})
-    positive = sum(v for v in out.values() if v > 0)
-    if positive and any(v < 0 for v in out.values()):
-        scale = sum(out.values()) / positive
-        out = {cause: v * scale if v > 0 else 0.0 for cause, v in out.items()}
-    return out
 
 
 OP_GROUPS = ("linear", "attention", "vector")
@@ -290,28 +248,23 @@ def run_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, c
     outcome = simulate_step(hw, model, wl, phase, context, exact, trace)
     t = outcome.tally
     step_s = t["time_ps"] / PS_PER_S
-    energy = {part: t.get(f"energy.{part}", 0.0) for part in ("dram_static", "dram", "buffer", "core")}
     tokens = wl.batch * (context if phase == "prefill" else 1)
     return {
+        **header("step", step_s),
         "step_s": step_s,
         "phase": phase,
         "context": context,
         "tokens_per_s": tokens / step_s if step_s else 0.0,
-        "energy_j": sum(energy.values()),
-        "energy_breakdown_j": energy,
-        "dram_energy_breakdown_j": dram_energy_classes(t),
-        **_traffic_and_utilisation(hw, t, step_s),
-        "stall_breakdown_s": _stalls(t),
+        **energy_fields(t),
+        **traffic_fields(hw, t, step_s),
+        **time_fields(t),
         "per_op": _per_op(t, phase),
         "by_group": _by_group(t),
         "per_layer_s": [v / PS_PER_S for v in outcome.layers_ps],
         "memory": outcome.memory,
-        **area_fields(hw),
+        **hardware_fields(hw),
         "bottleneck": {phase: bottleneck(hw, t)},
         "mode": {"exact": exact, "block_extrapolation": extrapolates_blocks(model, exact),
                  "attention": hw.attention},
-        "events": outcome.events,
-        "wall_s": time.perf_counter() - started,
-        "config": {"hardware": hw.model_dump(mode="json"), "workload": asdict(wl), "model": asdict(model)},
-        "version": __version__,
+        **provenance(hw, asdict(wl), asdict(model), outcome.events, time.perf_counter() - started),
     }

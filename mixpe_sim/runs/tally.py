@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.engine.simulator import RawRun
-from mixpe_sim.report.summary import summarize
+from mixpe_sim.runs.summary import summarize
 from mixpe_sim.workload.models import op_base_name
 from mixpe_sim.workload.program import Program
 
@@ -24,6 +24,7 @@ def tally_of(hw: HardwareConfig, program: Program, raw: RawRun) -> Tally:
         "compute_ps": s.compute_ps,
         "macs": s.macs,
         "dequant_ops": s.dequant_ops,
+        "compute_cycles": s.compute_cycles,
         "dram_bytes_read": s.dram_bytes_read,
         "dram_bytes_written": s.dram_bytes_written,
         "active_pe_cycles": sum(c.active_pe_cycles for c, op in zip(raw.ops, program.ops, strict=True)

@@ -163,8 +163,9 @@ def choose_flash_tiling(shape: FlashShape, budget: TileBudget, vector_lanes: int
     one with the least DRAM traffic (then the fastest, then the largest blocks)."""
     arr = budget.array
     options: list[tuple[int, int, bool]] = []
-    row_options = candidate_sizes(min(shape.m, arr.rows), shape.m)
-    key_options = candidate_sizes(min(shape.ctx, max(MIN_KEY_BLOCK, arr.cols)), shape.ctx)
+    # from array-sized blocks upwards, and halved down to MIN_KEY_BLOCK for buffers too small for those
+    row_options = _with_smaller(candidate_sizes(min(shape.m, arr.rows), shape.m))
+    key_options = _with_smaller(candidate_sizes(min(shape.ctx, max(MIN_KEY_BLOCK, arr.cols)), shape.ctx))
     options += [(br, bc, False) for br in row_options for bc in key_options]
     if shape.m == shape.mask.group:  # one new token: keys may go onto the array rows
         split_keys = candidate_sizes(min(shape.ctx, max(MIN_KEY_BLOCK, arr.rows)), shape.ctx)
@@ -184,6 +185,14 @@ def choose_flash_tiling(shape: FlashShape, budget: TileBudget, vector_lanes: int
     fastest = min(t.est_cycles for t in fitting)
     near = [t for t in fitting if t.est_cycles <= fastest * (1 + TIME_SLACK_FOR_TRAFFIC)]
     return min(near, key=lambda t: (t.est_dram_bytes, t.est_cycles, -t.br * t.bc))
+
+
+def _with_smaller(sizes: list[int]) -> list[int]:
+    smaller, size = [], sizes[0] // 2
+    while size >= MIN_KEY_BLOCK:
+        smaller.append(size)
+        size //= 2
+    return sorted(smaller) + sizes
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mixpe_sim.errors import MixpeError
-from mixpe_sim.sweep.runner import run_point
+from mixpe_sim.sweeps.runner import run_point
 
 Finished = Iterator[tuple[int, dict[str, Any]]]
 

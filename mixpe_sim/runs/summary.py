@@ -8,8 +8,8 @@ from typing import Any
 
 from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
 from mixpe_sim.energy import EnergyBreakdown, energy_of
-from mixpe_sim.engine.counters import STALL_CAUSES, OpCounters
 from mixpe_sim.engine.simulator import RawRun
+from mixpe_sim.hardware.counters import STALL_CAUSES, OpCounters
 from mixpe_sim.units import PS_PER_S
 from mixpe_sim.workload.program import Program
 

@@ -15,7 +15,6 @@ from mixpe_sim.report.files import ensure_finite
 
 METRIC_KEYS = ("ttft_s", "tpot_s", "tokens_per_s", "energy_j", "dram_bytes_read", "dram_bytes_written",
                "dram_bw_utilization", "pe_utilization", "events")
-LATENCY_KEY = {"run": "e2e_s", "step": "step_s", "gemm": "time_s"}
 
 
 def run_point(job: dict[str, Any]) -> dict[str, Any]:
@@ -29,9 +28,12 @@ def run_point(job: dict[str, Any]) -> dict[str, Any]:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return {"status": "error", "error": f"{type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
                 "wall_s": time.perf_counter() - started}
-    metrics = {"latency_s": result[LATENCY_KEY[job["command"]]]}
+    metrics = {"latency_s": result["time_s"]}
     metrics.update({key: result[key] for key in METRIC_KEYS if key in result})
-    return {"status": "ok", "metrics": metrics, "wall_s": time.perf_counter() - started}
+    # the full result is kept (load_sweep gives it back); its wall time is the row's, so that rows of
+    # equal points are equal whichever worker ran them
+    stored = {key: value for key, value in result.items() if key != "wall_s"}
+    return {"status": "ok", "metrics": metrics, "result": stored, "wall_s": time.perf_counter() - started}
 
 
 def _simulate(job: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from typing import Any
 from mixpe_sim import __version__
 from mixpe_sim.report.files import csv_text
 from mixpe_sim.report.output import write_atomic
-from mixpe_sim.sweep.execute import execute
-from mixpe_sim.sweep.spec import Point, expand, load_sweep
-from mixpe_sim.sweep.store import ResultStore, finished_hashes, latest_by_hash
+from mixpe_sim.sweeps.execute import execute
+from mixpe_sim.sweeps.spec import Point, expand, load_sweep
+from mixpe_sim.sweeps.store import ResultStore, finished_hashes, latest_by_hash
 
 SUMMARY_FILE = "summary.csv"
 Progress = Callable[[int, int, int, int], None]  # finished, failed, remaining, total
