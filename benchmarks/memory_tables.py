@@ -46,7 +46,8 @@ def scattered(cfg: DramMemoryConfig, count: int = 4000) -> float:
 
 
 def main() -> None:
-    print("| preset | organisation | peak GB/s | capacity GiB | sequential | one bank group (tCCD_L) | all-bank refresh | random stripe | stream pJ/bit |")
+    print("| preset | organisation | peak GB/s | capacity GiB | sequential | one bank group (tCCD_L) "
+          "| all-bank refresh | random stripe | stream pJ/bit |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in PRESETS:
         cfg = dram(name)
@@ -55,9 +56,11 @@ def main() -> None:
         per_bit = sum(classes.values()) / ((32 << 20) * 8) * 1e12
         same_group = stream(dram(name, mapping="row_bank_column"))[0]
         all_bank = stream(dram(name, refresh="all_bank"))[0] if cfg.refresh == "per_bank" else seq
-        org = f"{cfg.channels} x {cfg.bus_width_bits} bit, {cfg.bank_groups} BG x {cfg.banks_per_group}, {cfg.row_bytes // 1024} KiB rows"
+        org = (f"{cfg.channels} x {cfg.bus_width_bits} bit, {cfg.bank_groups} BG x {cfg.banks_per_group}, "
+               f"{cfg.row_bytes // 1024} KiB rows")
         print(f"| `{name}` | {org} | {cfg.peak_bw_bytes_per_s / 1e9:.1f} | {cfg.capacity_bytes / 2**30:.0f} | "
-              f"{seq:.3f} ({cfg.refresh.replace('_', '-')}) | {same_group:.3f} | {all_bank:.3f} | {scattered(cfg):.3f} | {per_bit:.2f} |")
+              f"{seq:.3f} ({cfg.refresh.replace('_', '-')}) | {same_group:.3f} | {all_bank:.3f} | "
+              f"{scattered(cfg):.3f} | {per_bit:.2f} |")
     print()
     model = load_model("llama-2-7b")
     print("| memory | hw | step ms | DRAM util | bound | lockstep vs independent |")

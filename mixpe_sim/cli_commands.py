@@ -130,13 +130,14 @@ def _warn_wasted_memory(result: dict[str, Any]) -> None:
 def _traced(args: argparse.Namespace, hw: Any, simulate: Callable[[Any], Any]) -> Any:
     """Run `simulate(trace_sink)`; with --trace the trace and timeline land in --out, or nothing does."""
     from mixpe_sim.errors import ConfigError
+    from mixpe_sim.report.files import config_sha256
     from mixpe_sim.trace.recording import TraceRecording
 
     if not args.trace:
         return simulate(None)
     if args.out is None:
         raise ConfigError("--trace", "", "needs --out DIR to write trace.json and timeline.csv into")
-    recording = TraceRecording(args.out, args.trace_level, hw.array.rows * hw.array.cols)
+    recording = TraceRecording(args.out, args.trace_level, hw.array.rows * hw.array.cols, config_sha256(hw))
     try:
         result = simulate(recording)
     except BaseException:

@@ -224,3 +224,15 @@ def test_timeline_windows_conserve_every_amount(items: list[tuple[int, int, int]
         timeline.span("dram", "link", "read", start, start + length, {"bytes": nbytes})
     assert timeline.total("bytes.dram") == pytest.approx(sum(b for _, _, b in items), rel=1e-9, abs=1e-6)
     assert len(timeline.windows()) <= 2000
+
+
+def test_trace_json_says_which_tool_version_and_hardware_wrote_it(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["step", "--model", TINY, "--phase", "decode", "--context", "64", "--trace", "--out",
+                 str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    other = json.loads((tmp_path / "trace.json").read_text())["otherData"]
+    assert other["tool"] == "mixpe-sim" and other["version"] == result["version"]
+    from mixpe_sim.report.files import config_sha256
+
+    assert other["hardware_sha256"] == config_sha256(result["config"]["hardware"])

@@ -126,11 +126,17 @@ def finish_output_dir(out_dir: Path, result: dict[str, Any]) -> None:
                 written.append(name)
             elif name in manifest.get("files", []) or not manifest:
                 path.unlink()  # ours, from an earlier run of this command: stale
-    config = to_json(result.get("config", {}))
     write_atomic(out_dir / MANIFEST_FILE, to_json({
         "command": manifest.get("command", "unknown"), "state": "complete", "started_ns": started,
-        "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "version": result.get("version", ""),
+        "config_sha256": config_sha256(result.get("config", {})),
+        "version": result.get("version", ""),
         "files": written}) + "\n")
+
+
+def config_sha256(config: Any) -> str:
+    """A hash of a configuration (a config object or its JSON form), as manifests and traces name it."""
+    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+    return hashlib.sha256(to_json(data).encode()).hexdigest()
 
 
 def check_plot_inputs(out_dir: Path) -> None:

@@ -16,6 +16,7 @@ from mixpe_sim.arch.area import total_area_mm2
 from mixpe_sim.config import load_hardware
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.errors import ConfigError
+from mixpe_sim.runs.fields import SCHEMA_VERSION
 from mixpe_sim.runs.llm import Workload, run_request, run_step
 from mixpe_sim.runs.sizing import size_to_area
 from mixpe_sim.workload.models import load_model
@@ -68,6 +69,8 @@ def run_compare(hw_specs: list[str], models: list[str], wl: Workload, reference:
     for hw_name, hw in configs.items():
         mean[hw_name]["area_mm2"] = total_area_mm2(hw)
     return {
+        "kind": "compare",
+        "schema_version": SCHEMA_VERSION,
         "reference": ref_name,
         "rows": rows,
         "mean": mean,
@@ -117,6 +120,8 @@ def run_iso_area(hw_specs: list[str], model_name: str, wl: Workload, reference: 
                                 **{phase: {k: row[phase][k] for k in ("norm_time", "norm_energy")}
                                    for phase in ("prefill", "decode")}})
     return {
+        "kind": "compare",
+        "schema_version": SCHEMA_VERSION,
         "reference": ref_name,
         "target_area_mm2": target_area,
         "rows": rows,

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from mixpe_sim._version import __version__
 from mixpe_sim.report.output import publish
 
 TraceLevel = Literal["layer", "tile", "transaction"]
@@ -50,6 +51,7 @@ class ChromeTraceWriter:
         self._lanes: dict[tuple[str, str], list[int]] = {}  # sub-lane -> end of its last slice
         self._tids: dict[tuple[str, str, int], int] = {}
         self.events_written = 0
+        self.other_data: dict[str, Any] = {"tool": "mixpe-sim", "version": __version__}
 
     # ------------------------------------------------------------ sink interface
 
@@ -78,7 +80,7 @@ class ChromeTraceWriter:
         if self._file.closed:
             return
         self._write_names()
-        self._file.write("\n]}\n")
+        self._file.write(f'\n],"otherData":{json.dumps(self.other_data, separators=(",", ":"))}}}\n')
         self._file.close()
         publish(self._tmp, self.path)
 

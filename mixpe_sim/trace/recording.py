@@ -19,10 +19,12 @@ TIMELINE_FILE = "timeline.csv"
 
 
 class TraceRecording(TeeSink):
-    def __init__(self, out_dir: Path, level: TraceLevel, pe_count: int) -> None:
+    def __init__(self, out_dir: Path, level: TraceLevel, pe_count: int, hardware_sha256: str = "") -> None:
         self.out_dir = out_dir
         self.timeline = TimelineRecorder(pe_count)
         self.writer = ChromeTraceWriter(out_dir / TRACE_FILE, level)
+        if hardware_sha256:  # which hardware configuration the trace is of (trace.json "otherData")
+            self.writer.other_data["hardware_sha256"] = hardware_sha256
         super().__init__(self.writer, self.timeline)
 
     def close(self) -> None:
