@@ -1,116 +1,111 @@
-"""Simulator speed against the targets in docs/performance.md. Not a test: run it by hand.
+"""Simulator speed against the targets of docs/performance.md. Not a test: run it by hand.
 
-    python benchmarks/bench.py            # the targets
-    python benchmarks/bench.py --exact    # also the full-simulation run, to measure default-mode error
+    python benchmarks/bench.py              # the targets (a few minutes)
+    python benchmarks/bench.py --exact      # also prompt 2048 + 256 with every block and step simulated
+    python benchmarks/bench.py --serve      # also 1000 served requests (about a minute)
 
-Prints wall time and events/s for each case next to the raw SimPy timeout rate on this machine.
+Each case runs the installed `mixpe-sim` command in a fresh process (imports included, as a user
+sees it) and is reported in seconds and in t1M: this machine's seconds for one million bare SimPy
+timeouts, measured in the same run, so the ratios travel between machines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import simpy
 
-from mixpe_sim.config import load_hardware
-from mixpe_sim.runs.gemm import run_gemm
-from mixpe_sim.runs.llm import Workload, run_request, run_step
-from mixpe_sim.trace.recording import TraceRecording
-from mixpe_sim.workload.models import load_model
+
+def one_million_timeouts_s() -> float:
+    """Seconds for 1 M plain SimPy timeouts from one process: the kernel's raw rate (best of two)."""
+    def once() -> float:
+        env = simpy.Environment()
+
+        def ticker(env: simpy.Environment):  # type: ignore[no-untyped-def]
+            for _ in range(1_000_000):
+                yield env.timeout(1)
+
+        env.process(ticker(env))
+        start = time.perf_counter()
+        env.run()
+        return time.perf_counter() - start
+
+    return min(once(), once())
 
 
-def raw_simpy_timeouts_per_s(count: int = 300_000) -> float:
-    """One process yielding plain timeouts: the ceiling for any SimPy model on this machine."""
-    env = simpy.Environment()
-
-    def ticker(env: simpy.Environment):  # type: ignore[no-untyped-def]
-        for _ in range(count):
-            yield env.timeout(1)
-
-    env.process(ticker(env))
+def run_cli(args: list[str]) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
-    env.run()
-    return count / (time.perf_counter() - start)
+    done = subprocess.run([sys.executable, "-m", "mixpe_sim", *args, "--json", "--quiet"], check=True,
+                          capture_output=True, text=True)
+    return time.perf_counter() - start, json.loads(done.stdout)
 
 
-def timed(label: str, target_s: float | None, job: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = job()
-    wall = time.perf_counter() - start
-    row = {"case": label, "wall_s": round(wall, 3), "events": result["events"],
-           "events_per_s": round(result["events"] / wall), "target_s": target_s,
-           "meets_target": None if target_s is None else wall < target_s}
-    for key in ("ttft_s", "tpot_s", "step_s", "time_s"):
-        if key in result:
-            row[key] = result[key]
-    return row
-
-
-def memory_presets(llama: Any) -> list[dict[str, Any]]:
-    """The default run on DRAM presets: simulation cost grows with the channels a transfer spans."""
-    return [timed(f"run default, memory {memory}", None, lambda memory=memory: run_request(
-        load_hardware(memory=memory), llama, Workload())) for memory in ("ddr4-3200", "hbm3")]
-
-
-def trace_overhead(hw: Any, llama: Any) -> list[dict[str, Any]]:
-    """The same exact decode step with the default (null) sink twice and with a tile-level trace."""
-    wl = Workload(prompt=2047, gen=2)
-    rows = [timed("decode step --exact, tracing off (repeat)", None,
-                  lambda: run_step(hw, llama, wl, "decode", 2048, exact=True))]
-    with tempfile.TemporaryDirectory() as out:
-        recording = TraceRecording(Path(out), "tile", hw.array.rows * hw.array.cols)
-
-        def traced() -> dict[str, Any]:
-            result = run_step(hw, llama, wl, "decode", 2048, exact=True, trace=recording)
-            recording.close()
-            return result
-
-        rows.append(timed("decode step --exact, tile-level trace", None, traced))
-        rows[-1]["trace_mb"] = round((Path(out) / "trace.json").stat().st_size / 1e6, 1)
-    return rows
+def case(label: str, args: list[str], t1m: float, target_t1m: float | None = None) -> dict[str, Any]:
+    wall, result = run_cli(args)
+    return {"case": label, "wall_s": round(wall, 2), "t1M": round(wall / t1m, 2), "target_t1M": target_t1m,
+            "events": result.get("events", 0), "events_per_s": round(result.get("events", 0) / wall),
+            "result": result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--exact", action="store_true", help="also run prompt 2048 + 256 in --exact mode")
+    parser.add_argument("--exact", action="store_true", help="also prompt 2048 + gen 256 with --exact")
+    parser.add_argument("--serve", action="store_true", help="also 1000 requests through `serve`")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    hw = load_hardware()
-    llama = load_model("llama-2-7b")
-    long_run = timed("run prompt 2048 + gen 256, default", 20.0,
-                     lambda: run_request(hw, llama, Workload(prompt=2048, gen=256)))
+    t1m = one_million_timeouts_s()
+    decode = ["step", "--phase", "decode", "--context", "2048", "--exact"]
     rows = [
-        timed("gemm M=64 N=K=4096", 0.5, lambda: run_gemm(hw, 64, 4096, 4096)),
-        timed("decode step, context 2048, --exact", 2.0,
-              lambda: run_step(hw, llama, Workload(prompt=2047, gen=2), "decode", 2048, exact=True)),
-        timed("run default (prompt 512, gen 32)", 60.0, lambda: run_request(hw, llama, Workload())),
-        long_run,
-        *memory_presets(llama),
-        *trace_overhead(hw, llama),
+        case("gemm M=64 N=K=4096", ["gemm", "--m", "64", "--n", "4096", "--k", "4096"], t1m, 0.5),
+        case("decode step, context 2048, --exact", decode, t1m, 1.0),
+        case("run (prompt 512, gen 32), flat", ["run", "--memory", "flat"], t1m),
     ]
+    for memory in ("ddr4-3200", "hbm3"):
+        row = case(f"run (prompt 512, gen 32), {memory}", ["run", "--memory", memory], t1m)
+        row["vs_flat"] = round(row["wall_s"] / rows[2]["wall_s"], 2)
+        row["target_vs_flat"] = 1.5
+        rows.append(row)
+    rows.append(case("run prompt 2048 + gen 256, default", ["run", "--prompt", "2048", "--gen", "256"], t1m))
+    with tempfile.TemporaryDirectory() as out:
+        traced = case("decode step --exact, --trace (tile level)", [*decode, "--trace", "--out", out], t1m)
+        traced["vs_untraced"] = round(traced["wall_s"] / rows[1]["wall_s"], 2)
+        traced["target_vs_untraced"] = 1.5
+        traced["trace_mb"] = round((Path(out) / "trace.json").stat().st_size / 1e6, 1)
+        rows.append(traced)
     if args.exact:
-        exact = timed("run prompt 2048 + gen 256, --exact", None,
-                      lambda: run_request(hw, llama, Workload(prompt=2048, gen=256), exact=True))
-        rows.append(exact)
+        exact = case("run prompt 2048 + gen 256, --exact", ["run", "--prompt", "2048", "--gen", "256", "--exact"],
+                     t1m, 100.0)
+        default = rows[5]["result"]
         for key in ("ttft_s", "tpot_s"):
-            long_run[f"{key}_error_vs_exact"] = long_run[key] / exact[key] - 1
-    report = {"raw_simpy_timeouts_per_s": round(raw_simpy_timeouts_per_s()), "cases": rows}
+            exact[f"default_{key}_error"] = default[key] / exact["result"][key] - 1
+        rows.append(exact)
+    if args.serve:
+        served = case("serve 1000 requests (256 + 128, 8 req/s, dc-mixpe-w4a16)",
+                      ["serve", "--hw", "dc-mixpe-w4a16", "--prompt", "256", "--gen", "128", "--qps", "8",
+                       "--requests", "1000", "--seed", "7"], t1m, 60.0)
+        served["iterations_per_s"] = round(served["result"]["iterations"] / served["wall_s"], 1)
+        served["step_model_error"] = served["result"]["step_model_error"]
+        rows.append(served)
+    for row in rows:
+        del row["result"]
+    report = {"t1M_s": round(t1m, 3), "cases": rows}
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"raw SimPy timeouts/s on this machine: {report['raw_simpy_timeouts_per_s']:,}")
+    print(f"t1M (1 M bare SimPy timeouts) on this machine: {t1m:.2f} s")
     for row in rows:
-        verdict = "ok" if row["meets_target"] else "MISSED"
-        target = "" if row["target_s"] is None else f" (target < {row['target_s']} s: {verdict})"
-        extra = "".join(f", {k} {v:+.3%}" for k, v in row.items() if k.endswith("error_vs_exact"))
-        print(f"{row['case']:40s} {row['wall_s']:8.3f} s  {row['events']:>10,} events  "
-              f"{row['events_per_s']:>9,} ev/s{target}{extra}")
+        extra = "".join(f", {k} {v}" for k, v in row.items()
+                        if k in ("target_t1M", "vs_flat", "vs_untraced", "iterations_per_s", "step_model_error")
+                        or k.endswith("_error"))
+        print(f"{row['case']:58s} {row['wall_s']:8.2f} s {row['t1M']:7.2f} t1M  {row['events']:>10,} events"
+              f"{extra}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,23 @@ from mixpe_sim.api import (
     load_sweep,
     simulate_gemm,
     simulate_request,
+    simulate_serving,
+    simulate_serving_load,
     simulate_step,
     sweep,
 )
 from mixpe_sim.errors import ConfigError, MixpeError, WorkloadError
 from mixpe_sim.report.plots import plot_roofline, plot_time_breakdown, plot_timeline
-from mixpe_sim.results import GemmResult, RequestResult, Result, StepResult, result_from_dict
+from mixpe_sim.report.serving import plot_latency_vs_load, plot_serving_timeline
+from mixpe_sim.results import (
+    GemmResult,
+    RequestResult,
+    Result,
+    ServingLoadResult,
+    ServingResult,
+    StepResult,
+    result_from_dict,
+)
 
 __all__ = [
     "ConfigError",
@@ -28,18 +39,24 @@ __all__ = [
     "MixpeError",
     "RequestResult",
     "Result",
+    "ServingLoadResult",
+    "ServingResult",
     "StepResult",
     "WorkloadError",
     "__version__",
     "load_hardware",
     "load_model",
     "load_sweep",
+    "plot_latency_vs_load",
     "plot_roofline",
+    "plot_serving_timeline",
     "plot_time_breakdown",
     "plot_timeline",
     "result_from_dict",
     "simulate_gemm",
     "simulate_request",
+    "simulate_serving",
+    "simulate_serving_load",
     "simulate_step",
     "sweep",
 ]

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,61 @@ def simulate_request(hw: Hardware, model: Model, prompt: int, gen: int, batch: i
     result = run_request(config, spec, wl, exact=exact, decode_samples=decode_samples, trace=trace_sink,
                          progress=progress)
     return RequestResult.from_dict(result, **_frames(memory_trace))  # type: ignore[return-value]
+
+
+def _serve(hw: Hardware, model: Model, loads: list[float | None], *, requests: int | None = 100,
+           prompt: int = 512, gen: int = 128, trace_file: str | Path | None = None, seed: int = 0,
+           policy: str = "vllm", max_batch: int = 256, chunk_tokens: int = 512,
+           max_prefill_tokens: int | None = None, kv_block_tokens: int = 16, kv_bits: int = 16,
+           quantize_lm_head: bool = False, slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None,
+           check_samples: int = 8, exact: bool = False, allow_long_context: bool = False,
+           progress: Progress | None = None) -> list[Any]:
+    from mixpe_sim.results import ServingResult
+    from mixpe_sim.serving.run import ServeSpec, run_loads
+    from mixpe_sim.serving.simulate import ServeOptions
+
+    options = ServeOptions(
+        policy=policy, max_batch=max_batch, chunk_tokens=chunk_tokens,  # type: ignore[arg-type]
+        max_prefill_tokens=max_prefill_tokens, kv_block_tokens=kv_block_tokens, kv_bits=kv_bits,
+        quantize_lm_head=quantize_lm_head, check_samples=check_samples, exact=exact,
+        slo_ttft_s=None if slo_ttft_ms is None else slo_ttft_ms / 1e3,
+        slo_tpot_s=None if slo_tpot_ms is None else slo_tpot_ms / 1e3)
+    spec = ServeSpec(requests=requests, prompt=prompt, gen=gen, trace=None if trace_file is None else str(trace_file),
+                     seed=seed, allow_long_context=allow_long_context, options=options)
+    outcomes = run_loads(_hardware(hw), _model(model), spec, loads, progress)
+    return [ServingResult.from_dict(o.result, per_request=o.per_request, timeline=o.timeline) for o in outcomes]
+
+
+def simulate_serving(hw: Hardware, model: Model, qps: float | None = 1.0, **options: Any) -> Any:
+    """Serve requests arriving as a Poisson process at `qps` requests/s with continuous batching and a
+    paged KV cache, every iteration timed by the discrete-event model (docs/serving.md). Keywords (the
+    `serve` options): requests=100, prompt=512, gen=128, trace_file (a CSV of prompt_tokens,
+    output_tokens and optionally arrival_s, or a shipped trace's name, "sharegpt-like"), seed=0,
+    policy="vllm" | "sarathi", max_batch=256, chunk_tokens=512, max_prefill_tokens, kv_block_tokens=16,
+    kv_bits=16, quantize_lm_head, slo_ttft_ms, slo_tpot_ms, check_samples=8, exact, allow_long_context,
+    progress. Returns a ServingResult (`to_frame()`: one row per request; `timeline_frame()`: one
+    per iteration).
+
+    >>> r = simulate_serving("dc-mixpe-w4a16", "llama-2-7b", qps=2.0, requests=4, prompt=64, gen=4,
+    ...                      check_samples=1)
+    >>> r.completed, r.ttft_s["p50"] <= r.ttft_s["p99"], r.step_model_error < 0.01
+    (4, True, True)
+    """
+    return _serve(hw, model, [qps], **options)[0]
+
+
+def simulate_serving_load(hw: Hardware, model: Model, qps: Sequence[float], **options: Any) -> Any:
+    """`simulate_serving` at each load in `qps` (same keywords), sharing the simulated steps: a
+    ServingLoadResult (`to_frame()`: one row per load; the figure: report.serving.plot_latency_vs_load).
+
+    >>> curve = simulate_serving_load("dc-mixpe-w4a16", "llama-2-7b", [1.0, 4.0], requests=4, prompt=64,
+    ...                               gen=4, check_samples=1)
+    >>> [round(q) for q in curve.to_frame()["qps"]]
+    [1, 4]
+    """
+    from mixpe_sim.results import ServingLoadResult
+
+    return ServingLoadResult(_serve(hw, model, list(qps), **options))
 
 
 def sweep(spec: str | Path | Mapping[str, Any], out_dir: str | Path | None = None, workers: int = 1,

@@ -18,6 +18,7 @@ from mixpe_sim.cli_options import (
     output_dir,
     positive_int,
 )
+from mixpe_sim.cli_serve import register_serve
 from mixpe_sim.trace.chrome import TRACE_LEVELS
 
 
@@ -335,5 +336,6 @@ def register_sweep(sub: Any) -> None:
     sweep.set_defaults(handler=cmd_sweep)
 
 
-COMMANDS: list[Callable[[Any], None]] = [register_basic, register_run, register_compare, register_plot, register_sweep]
+COMMANDS: list[Callable[[Any], None]] = [register_basic, register_run, register_serve, register_compare,
+                                         register_plot, register_sweep]
 

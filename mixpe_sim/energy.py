@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
 from mixpe_sim.hardware.counters import BufferCounters, OpCounters
 from mixpe_sim.hardware.memory import MemoryCounters
-from mixpe_sim.units import BITS_PER_BYTE, PS_PER_S
+from mixpe_sim.units import BITS_PER_BYTE, PS_PER_S, ns_to_ps
 
 PJ_PER_J = 1e12
 MW_PER_W = 1e3
 # DRAM energy by command class (dram_energy_breakdown_j); the first five add up to `dram`, the
 # background ones to `dram_static`
 DRAM_CLASSES = ("activate", "read", "write", "io", "refresh", "background_active", "background_precharged")
+DRAM_COMMAND_CLASSES = DRAM_CLASSES[:5]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def energy_of(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequan
         classes["background_active"] = flat.background_power_w * time_ps / PS_PER_S
     return EnergyBreakdown(
         dram_static_j=classes["background_active"] + classes["background_precharged"],
-        dram_j=sum(classes[c] for c in DRAM_CLASSES[:5]),
+        dram_j=sum(classes[c] for c in DRAM_COMMAND_CLASSES),
         buffer_j=_buffer_pj(hw, buffers) / PJ_PER_J,
         core_j=_core_pj(hw, time_ps, ops, op_dequant) / PJ_PER_J,
         dram_classes_j=classes,
@@ -77,6 +78,25 @@ def dram_energy_j(cfg: DramMemoryConfig, time_ps: int, memory: MemoryCounters) -
     classes["background_active"] = e.active_standby_mw / MW_PER_W * (channel_ps - precharged_ps) / PS_PER_S
     classes["background_precharged"] = e.precharge_standby_mw / MW_PER_W * precharged_ps / PS_PER_S
     return classes
+
+
+def leakage_power_w(hw: HardwareConfig) -> float:
+    """The PE array's leakage (charged for the whole time of every run)."""
+    pe = hw.energy.pe[hw.pe.energy_class]
+    return pe.leakage_pj_per_pe_cycle * hw.array.rows * hw.array.cols * hw.core_freq_hz / PJ_PER_J
+
+
+def idle_power_w(hw: HardwareConfig) -> float:
+    """Power while no step runs (between serving iterations): PE leakage, DRAM precharge standby and
+    refresh (the same terms a run charges for its whole time)."""
+    core_w = leakage_power_w(hw)
+    mem = hw.memory
+    if not isinstance(mem, DramMemoryConfig):
+        return core_w + mem.energy.background_power_w
+    e = mem.energy
+    per_interval_pj = e.refresh_pb_pj * mem.banks_per_channel if mem.refresh == "per_bank" else e.refresh_pj
+    refresh_w = per_interval_pj / PJ_PER_J / (ns_to_ps(mem.timing.trefi_ns) / PS_PER_S)
+    return core_w + mem.channels * (e.precharge_standby_mw / MW_PER_W + refresh_w)
 
 
 def _core_pj(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequant: list[str]) -> float:

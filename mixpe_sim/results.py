@@ -161,7 +161,83 @@ class RequestResult(_PerOpResult):
         return f"prompt {wl['prompt']} + {wl['gen']} tokens on {self.config['hardware']['name']}"
 
 
-RESULT_TYPES: dict[str, type[Result]] = {"gemm": GemmResult, "step": StepResult, "request": RequestResult}
+@dataclass(frozen=True, repr=False)
+class ServingResult(Result):
+    """A serving run (docs/serving.md): latency percentiles, throughput, energy per token, and how
+    well the reused step latencies match the simulation (`step_model_error`)."""
+
+    qps: float | None
+    requests: int
+    completed: int
+    ttft_s: dict[str, float | None]
+    tpot_s: dict[str, float | None]
+    e2e_s: dict[str, float | None]
+    queue_s: dict[str, float | None]
+    duration_s: float
+    throughput_tokens_per_s: float
+    throughput_total_tokens_per_s: float
+    throughput_requests_per_s: float
+    goodput_requests_per_s: float
+    slo: dict[str, Any]
+    energy_j_per_token: float
+    preemptions: int
+    iterations: int
+    batch: dict[str, Any]
+    step_model_error: float | None
+    step_model_energy_error: float | None
+    step_model: dict[str, Any]
+    # one row per request / per iteration (lists of dicts; --out writes them as CSV), not in to_dict()
+    per_request: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False, metadata=NOT_JSON)
+    timeline: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False, metadata=NOT_JSON)
+
+    headline: ClassVar[tuple[str, ...]] = ("duration_s", "energy_j")
+
+    def to_frame(self) -> Any:
+        """One row per request: arrival, queueing, TTFT, TPOT, end-to-end time, preemptions."""
+        return _pandas().DataFrame(self.per_request)
+
+    def timeline_frame(self) -> Any:
+        """One row per iteration: start, end, batch, prefill tokens, decodes, KV occupancy, queue."""
+        return _pandas().DataFrame(self.timeline)
+
+    def _label(self) -> str:
+        wl = self.config["workload"]
+        return (f"{self.requests} requests at {self.qps if self.qps is not None else 'trace'} req/s, "
+                f"{wl['policy']} on {self.config['hardware']['name']}: TTFT p50 {fmt_time(self.ttft_s['p50'] or 0)}, "
+                f"TPOT p50 {fmt_time(self.tpot_s['p50'] or 0)}, {self.throughput_tokens_per_s:.1f} tok/s")
+
+
+@dataclass(frozen=True, repr=False)
+class ServingLoadResult:
+    """`serve --qps 1,2,4,8`: one ServingResult per load, simulated with one shared step model."""
+
+    loads: list[ServingResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.loads[0].to_dict()
+        return {"kind": "serve_load", "schema_version": first["schema_version"],
+                "loads": [r.to_dict() for r in self.loads], "wall_s": sum(r.wall_s for r in self.loads),
+                "config": first["config"], "version": first["version"]}
+
+    def to_frame(self) -> Any:
+        """One row per load: p50/p99 TTFT and TPOT, throughput, energy per token, model error."""
+        return _pandas().DataFrame([load_row(r.to_dict()) for r in self.loads])
+
+    def __repr__(self) -> str:
+        return f"ServingLoadResult({len(self.loads)} loads: {', '.join(str(r.qps) for r in self.loads)} req/s)"
+
+
+def load_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The latency-vs-load figures of one serving result."""
+    return {"qps": r["qps"], "ttft_p50_s": r["ttft_s"]["p50"], "ttft_p99_s": r["ttft_s"]["p99"],
+            "tpot_p50_s": r["tpot_s"]["p50"], "tpot_p99_s": r["tpot_s"]["p99"],
+            "throughput_tokens_per_s": r["throughput_tokens_per_s"],
+            "goodput_requests_per_s": r["goodput_requests_per_s"], "energy_j_per_token": r["energy_j_per_token"],
+            "preemptions": r["preemptions"], "step_model_error": r["step_model_error"]}
+
+
+RESULT_TYPES: dict[str, type[Result]] = {"gemm": GemmResult, "step": StepResult, "request": RequestResult,
+                                         "serve": ServingResult}
 
 
 def result_from_dict(data: dict[str, Any], **extra: Any) -> Result:

@@ -87,10 +87,15 @@ def _simulate(hw: HardwareConfig, program: Program, trace: TraceSink, run_ahead:
 def _count_buffer_fills(program: Program, buffers: dict[str, Buffer]) -> None:
     """Every token is loaded once: its payload is written into its buffer, its scales into the scale
     SRAM (the weight buffer when there is none). Counted here rather than per transfer in the DMA."""
-    for token in program.tokens:
-        if token.buffer != "on_chip":
-            buffers[token.buffer].counters.bytes_written += token.payload_bytes
-            buffers["scale"].counters.bytes_written += token.scale_bytes
+    payload: dict[str, int] = dict.fromkeys(buffers, 0)
+    scales = 0
+    for token in program.tokens:  # 10^5 tokens per decode step: plain sums (on-chip tokens carry no scales)
+        payload[token.buffer] += token.payload_bytes
+        scales += token.scale_bytes
+    for name, nbytes in payload.items():
+        if name != "on_chip":
+            buffers[name].counters.bytes_written += nbytes
+    buffers["scale"].counters.bytes_written += scales
 
 
 def _on_chip_scratch(env: simpy.Environment) -> Buffer:

@@ -84,7 +84,8 @@ def write_run_outputs(out_dir: Path, result: dict[str, Any]) -> list[Path]:
 MANIFEST_FILE = "manifest.json"
 # Every file a run/step/compare may write into --out (results, CSV tables, trace, plots).
 OUTPUT_FILES = ("result.json", "per_op.csv", "decode_steps.csv", "per_layer.csv", "trace.json", "timeline.csv",
-                "bandwidth.png", "occupancy.png", "stalls_per_op.png", "roofline.png", "compare.png")
+                "bandwidth.png", "occupancy.png", "stalls_per_op.png", "roofline.png", "compare.png",
+                "requests.csv", "load.csv", "serve_timeline.png", "latency_vs_load.png")
 
 
 def _read_manifest(out_dir: Path) -> dict[str, Any]:

@@ -255,6 +255,10 @@ def plot_dir(out_dir: Path) -> list[Path]:
     result = _read_result(out_dir / "result.json")
     written: list[Path] = []
     try:
+        if result and result.get("kind") in ("serve", "serve_load"):
+            from mixpe_sim.report.serving import plot_serve_dir
+
+            return plot_serve_dir(out_dir, result)
         if (out_dir / "timeline.csv").exists():
             written += _timeline_pngs(_read_csv(out_dir / "timeline.csv"), result, out_dir)
         if result and "per_op" in result:

@@ -14,7 +14,7 @@ from mixpe_sim.runs.tally import tally_of
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 from mixpe_sim.units import PS_PER_S, ceil_div
 from mixpe_sim.workload.gemm import weight_gemm
-from mixpe_sim.workload.lowering import ProgramBuilder
+from mixpe_sim.workload.lowering import ProgramBuilder, allocation_alignment_bytes
 from mixpe_sim.workload.program import Program
 from mixpe_sim.workload.tiling import TileBudget, Tiling, choose_tiling
 
@@ -22,7 +22,7 @@ from mixpe_sim.workload.tiling import TileBudget, Tiling, choose_tiling
 def compile_gemm(hw: HardwareConfig, m: int, n: int, k: int) -> tuple[Program, Tiling]:
     spec = weight_gemm("gemm", m, n, k, hw)
     tiling = choose_tiling(spec, TileBudget.from_hw(hw), hw.dequant.placement)
-    builder = ProgramBuilder()
+    builder = ProgramBuilder(align_bytes=allocation_alignment_bytes(hw))
     weights = builder.allocate(spec.weight_bytes)
     activations = builder.allocate(spec.activation_bytes)
     outputs = builder.allocate(spec.output_bytes)

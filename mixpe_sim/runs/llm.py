@@ -67,17 +67,23 @@ def extrapolates_blocks(model: ModelSpec, exact: bool) -> bool:
 
 def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Phase, context: int,
                   exact: bool, trace: TraceSink = NULL_SINK) -> StepOutcome:
-    """One forward step over all blocks.
+    """One forward step over all blocks of `wl.batch` equal sequences (see simulate_shape)."""
+    return simulate_shape(hw, model, _shape(hw, wl, phase, context), exact, trace, f"{phase} step, context {context}")
+
+
+def simulate_shape(hw: HardwareConfig, model: ModelSpec, shape: StepShape, exact: bool,
+                   trace: TraceSink = NULL_SINK, label: str = "step") -> StepOutcome:
+    """One forward step over all blocks, for any batch of sequences (serving mixes prefill chunks
+    and decodes in one step).
 
     Default mode: blocks of the same precision class compile to identical programs, so the step is
     T(prefix) + sum over the remaining blocks of the steady-state cost of their class, where a
     class's cost is T(prefix + one block of that class) - T(prefix). `exact` simulates every block.
     """
-    shape = _shape(hw, wl, phase, context)
     if not extrapolates_blocks(model, exact):
         program = compile_step(model, hw, shape)
         if trace.enabled:
-            trace.instant("controller", f"{phase} step, context {context}, every block simulated", 0)
+            trace.instant("controller", f"{label}, every block simulated", 0)
         raw = simulate(hw, program, trace)
         tally = tally_of(hw, program, raw)
         return StepOutcome(without_layers(tally), layer_times(tally), raw.events, memory_stats(hw, raw),
@@ -97,7 +103,7 @@ def simulate_step(hw: HardwareConfig, model: ModelSpec, wl: Workload, phase: Pha
         program = compile_step(model, hw, shape, [*prefix, layer])
         step_trace = trace if not delta else NULL_SINK  # the first representative program is traced
         if step_trace.enabled:
-            step_trace.instant("controller", f"{phase} step, context {context}: blocks {[*prefix, layer]} "
+            step_trace.instant("controller", f"{label}: blocks {[*prefix, layer]} "
                                f"simulated, the other {model.layers - PREFIX_BLOCKS - 1} extrapolated", 0)
         raw = simulate(hw, program, step_trace)
         traced_ps = traced_ps or (raw.time_ps if step_trace.enabled else 0)

@@ -12,7 +12,7 @@ from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.flash import FlashRegions, FlashShape, choose_flash_tiling, lower_fused_attention
 from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
 from mixpe_sim.workload.graph import GemmNode, StepShape, VectorNode, forward_graph, ordered_nodes
-from mixpe_sim.workload.lowering import ProgramBuilder, Region
+from mixpe_sim.workload.lowering import ProgramBuilder, Region, allocation_alignment_bytes
 from mixpe_sim.workload.models import ModelSpec, op_base_name
 from mixpe_sim.workload.program import NO_OP, Program
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
@@ -61,7 +61,7 @@ def compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape,
 def _compile_step(model: ModelSpec, hw: HardwareConfig, shape: StepShape, layers: Sequence[int] | None) -> Program:
     graph = forward_graph(model, shape, layers)
     budget = TileBudget.from_hw(hw)
-    builder = ProgramBuilder()
+    builder = ProgramBuilder(align_bytes=allocation_alignment_bytes(hw))
     op_of: dict[str, int] = {}
     region_of: dict[str, Region] = {}
     kv_cache: dict[tuple[int, str], Region] = {}

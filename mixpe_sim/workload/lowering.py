@@ -11,6 +11,7 @@ from functools import lru_cache
 from itertools import count
 
 from mixpe_sim.arch.pe import DequantPlacement
+from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
 from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.graph import CausalMask
@@ -27,7 +28,20 @@ from mixpe_sim.workload.program import (
 )
 from mixpe_sim.workload.tiling import Tiling
 
-DRAM_ALIGN_BYTES = 4096
+# Every tensor starts on a boundary of at least 2 MiB (the large-allocation granularity of GPU runtimes,
+# e.g. the CUDA caching allocator's 2 MiB segments), rounded up to a multiple of the DRAM's row set
+# (row x banks x channels), so every block's tensors meet the banks in the same phase. With 4 KiB,
+# consecutive blocks met them in alternating phases and their times alternated by up to 3 %
+# (docs/modelling.md "DRAM layout").
+LARGE_ALLOCATION_BYTES = 2 * 1024 * 1024
+
+
+def allocation_alignment_bytes(hw: HardwareConfig) -> int:
+    mem = hw.memory
+    if not isinstance(mem, DramMemoryConfig):
+        return LARGE_ALLOCATION_BYTES
+    row_set = mem.row_bytes * mem.banks_per_channel * mem.channels
+    return ceil_div(LARGE_ALLOCATION_BYTES, row_set) * row_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,7 @@ class ProgramBuilder:
     tokens: list[Token] = field(default_factory=list)
     token_uses: list[int] = field(default_factory=list)
     steps: list[TileStep | VectorStep] = field(default_factory=list)
+    align_bytes: int = LARGE_ALLOCATION_BYTES
     next_addr: int = 0
     next_out_id: int = 0
     # per op, kept as the lowering goes (walking 10^5 steps afterwards costs more than the lowering)
@@ -59,7 +74,7 @@ class ProgramBuilder:
 
     def allocate(self, nbytes: int) -> Region:
         region = Region(self.next_addr, nbytes)
-        self.next_addr += ceil_div(max(nbytes, 1), DRAM_ALIGN_BYTES) * DRAM_ALIGN_BYTES
+        self.next_addr += ceil_div(max(nbytes, 1), self.align_bytes) * self.align_bytes
         return region
 
     def add_op(self, info: OpInfo) -> int:
