@@ -42,7 +42,7 @@ def one_million_timeouts_s() -> float:
 
 def run_cli(args: list[str]) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mixpe_sim", *args, "--json", "--quiet"], check=True,
+    done = subprocess.run([sys.executable, "-m", "mixpe_sim", *args, "--json"], check=True,
                           capture_output=True, text=True)
     return time.perf_counter() - start, json.loads(done.stdout)
 

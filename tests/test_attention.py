@@ -18,10 +18,11 @@ from mixpe_sim.runs.llm import Workload, run_step
 from mixpe_sim.workload.compile import compile_step
 from mixpe_sim.workload.flash import FlashRegions, FlashShape, FlashTiling, lower_fused_attention
 from mixpe_sim.workload.gemm import GemmSpec
-from mixpe_sim.workload.graph import CausalMask, SequenceShape, StepShape, forward_graph
+from mixpe_sim.workload.graph import forward_graph
 from mixpe_sim.workload.lowering import ProgramBuilder
 from mixpe_sim.workload.models import op_base_name, parse_model
 from mixpe_sim.workload.program import NO_OP, Program, TileStep
+from mixpe_sim.workload.shapes import CausalMask, SequenceShape, StepShape
 from mixpe_sim.workload.tiling import Tiling
 from tests.conftest import DATA, hw_with
 

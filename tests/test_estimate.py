@@ -11,7 +11,7 @@ from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.runs.llm import simulate_shape
 from mixpe_sim.workload.estimate import StepEstimator, gemm_cycles
 from mixpe_sim.workload.gemm import weight_gemm
-from mixpe_sim.workload.graph import SequenceShape, StepShape
+from mixpe_sim.workload.shapes import SequenceShape, StepShape
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
 
 

@@ -11,8 +11,9 @@ import pytest
 from mixpe_sim.runs.llm import Workload, run_request, run_step, sample_points
 from mixpe_sim.workload.compile import compile_step
 from mixpe_sim.workload.gemm import weight_gemm
-from mixpe_sim.workload.graph import StepShape, forward_graph
+from mixpe_sim.workload.graph import forward_graph
 from mixpe_sim.workload.models import ModelSpec, load_model, parse_model
+from mixpe_sim.workload.shapes import StepShape
 from tests.conftest import DATA, hw_with
 
 TINY = str(DATA / "tiny-llama.json")

@@ -20,8 +20,8 @@ from mixpe_sim.serving.kv import KvCache, kv_bytes_per_token, weight_bytes
 from mixpe_sim.serving.latency import Prediction
 from mixpe_sim.serving.requests import Request, fixed_requests, poisson_arrivals
 from mixpe_sim.serving.simulate import ServeOptions, ServeOutcome, check_requests, serve
-from mixpe_sim.workload.graph import SequenceShape
 from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.shapes import SequenceShape
 
 DC = "dc-mixpe-w4a16"
 

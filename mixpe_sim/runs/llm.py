@@ -27,8 +27,8 @@ from mixpe_sim.runs.tally import Tally, combine, layer_times, tally_of, without_
 from mixpe_sim.trace.sink import NULL_SINK, ShiftedSink, TraceSink
 from mixpe_sim.units import PS_PER_S
 from mixpe_sim.workload.compile import block_class, compile_step
-from mixpe_sim.workload.graph import Phase, StepShape
 from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.shapes import Phase, StepShape
 
 PREFIX_BLOCKS = 2  # blocks simulated before the steady state
 DEFAULT_DECODE_SAMPLES = 6

@@ -37,8 +37,8 @@ from mixpe_sim.runs.llm import StepOutcome, simulate_shape
 from mixpe_sim.runs.tally import Tally, combine
 from mixpe_sim.units import PS_PER_S
 from mixpe_sim.workload.estimate import StepEstimate, StepEstimator
-from mixpe_sim.workload.graph import SequenceShape, StepShape
 from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.shapes import SequenceShape, StepShape
 
 # an interval of anchors whose ratios differ by more than this is halved (one anchor in between)
 RATIO_TOLERANCE = 0.004

@@ -20,7 +20,7 @@ from typing import Literal
 
 from mixpe_sim.serving.kv import KvCache
 from mixpe_sim.serving.requests import Request
-from mixpe_sim.workload.graph import SequenceShape
+from mixpe_sim.workload.shapes import SequenceShape
 
 Policy = Literal["vllm", "sarathi"]
 POLICIES: tuple[Policy, ...] = ("vllm", "sarathi")

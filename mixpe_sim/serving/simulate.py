@@ -32,8 +32,8 @@ from mixpe_sim.serving.latency import (
 from mixpe_sim.serving.requests import Request
 from mixpe_sim.serving.scheduler import Policy, Scheduler, Work
 from mixpe_sim.serving.scheduler import Sequence as Running
-from mixpe_sim.workload.graph import SequenceShape
 from mixpe_sim.workload.models import ModelSpec
+from mixpe_sim.workload.shapes import SequenceShape
 
 Progress = Callable[[str], None]
 Weights = dict[tuple[int, str], tuple[float, Anchor]]  # (anchor id, scale) -> (summed weight, anchor)

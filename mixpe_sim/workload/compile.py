@@ -11,10 +11,11 @@ from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.flash import FlashRegions, FlashShape, choose_flash_tiling, lower_fused_attention
 from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
-from mixpe_sim.workload.graph import GemmNode, StepShape, VectorNode, forward_graph, ordered_nodes
+from mixpe_sim.workload.graph import GemmNode, VectorNode, forward_graph, ordered_nodes
 from mixpe_sim.workload.lowering import ProgramBuilder, Region, allocation_alignment_bytes
 from mixpe_sim.workload.models import ModelSpec, op_base_name
 from mixpe_sim.workload.program import NO_OP, Program
+from mixpe_sim.workload.shapes import StepShape
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
 
 UNQUANTIZED_BITS = 16

@@ -27,8 +27,9 @@ from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.compile import block_class, causal_row_limit, gemm_spec_for
 from mixpe_sim.workload.flash import FlashShape, choose_flash_tiling
 from mixpe_sim.workload.gemm import GemmSpec
-from mixpe_sim.workload.graph import GemmNode, SequenceShape, StepShape, VectorNode, forward_graph
+from mixpe_sim.workload.graph import GemmNode, VectorNode, forward_graph
 from mixpe_sim.workload.models import ModelSpec, op_base_name
+from mixpe_sim.workload.shapes import SequenceShape, StepShape
 from mixpe_sim.workload.tiling import TileBudget, Tiling, choose_tiling, precision_of
 
 

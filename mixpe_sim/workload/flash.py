@@ -21,9 +21,9 @@ from functools import lru_cache
 from mixpe_sim.arch.pe import GemmPrecision, tile_cost
 from mixpe_sim.errors import ConfigError
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
-from mixpe_sim.workload.graph import CausalMask
 from mixpe_sim.workload.lowering import ProgramBuilder, Region
 from mixpe_sim.workload.program import OpInfo, TileStep, TokenBuffer, VectorStep
+from mixpe_sim.workload.shapes import CausalMask
 from mixpe_sim.workload.tiling import TileBudget, candidate_sizes
 
 # Vector-unit operations of online softmax (FlashAttention-2, Dao 2023, Algorithm 1), assumed one

@@ -14,7 +14,6 @@ from mixpe_sim.arch.pe import DequantPlacement
 from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
 from mixpe_sim.units import ceil_div
 from mixpe_sim.workload.gemm import GemmSpec
-from mixpe_sim.workload.graph import CausalMask
 from mixpe_sim.workload.program import (
     NO_OP,
     NO_TOKEN,
@@ -26,6 +25,7 @@ from mixpe_sim.workload.program import (
     TokenBuffer,
     VectorStep,
 )
+from mixpe_sim.workload.shapes import CausalMask
 from mixpe_sim.workload.tiling import Tiling
 
 # Every tensor starts on a boundary of at least 2 MiB (the large-allocation granularity of GPU runtimes,
