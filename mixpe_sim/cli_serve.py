@@ -17,29 +17,24 @@ from mixpe_sim.cli_options import (
 )
 
 
-def qps_list(text: str) -> list[float]:
-    """`8` or `1,2,4,8`: requests per second, each a positive number."""
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected requests per second (a number or a list like 1,2,4), "
-                                             f"got '{part}'") from None
-        if not (value > 0 and value != float("inf")):
-            raise argparse.ArgumentTypeError(f"must be a positive number of requests per second, got '{part}'")
-        values.append(value)
-    return values
-
-
-def milliseconds(text: str) -> float:
+def _positive_number(text: str, what: str, example: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds (a number), got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected {what} ({example}), got '{text}'") from None
     if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got '{text}'")
+        raise argparse.ArgumentTypeError(f"must be a positive number of {what}, got '{text}'")
     return value
+
+
+def qps_list(text: str) -> list[float]:
+    """`8` or `1,2,4,8`: requests per second, each a positive number."""
+    return [_positive_number(part, "requests per second", "a number or a list like 1,2,4")
+            for part in text.split(",")]
+
+
+def milliseconds(text: str) -> float:
+    return _positive_number(text, "milliseconds", "a number")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

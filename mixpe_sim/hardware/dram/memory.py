@@ -31,6 +31,7 @@ class DramMemory:
         self.channels = cfg.channels
         self.lockstep = cfg.channel_model == "lockstep"
         self._timings = [ChannelTiming(cfg) for _ in range(1 if self.lockstep else cfg.channels)]
+        self._representative = self._timings[0]  # the channel lockstep mode times
         self._burst_bytes = cfg.burst_bytes
         self._granule_bursts = cfg.interleave_bytes // cfg.burst_bytes
         self._prepaid = 0  # channel bursts the representative served ahead of the transfers' shares
@@ -66,7 +67,7 @@ class DramMemory:
         channels, granule = self.channels, self._granule_bursts
         total = last - first + 1  # bursts over all channels
         need = total - self._prepaid
-        timing = self._timings[0]
+        timing = self._representative
         if need <= 0:  # carried by bursts already served for earlier transfers
             self._prepaid = -need
             start = finish = max(now, timing.bus_free)

@@ -128,6 +128,8 @@ class ChannelTiming:
     def __init__(self, cfg: DramMemoryConfig) -> None:
         self.geo = geo = ChannelGeometry.of(cfg)
         self.t = t = TimingPs.of(cfg)
+        # read on every transfer: plain attributes, not the geometry's properties
+        self._segment_bursts, self._sets, self._set_groups = geo.segment_bursts, geo.sets, geo.set_groups
         sets, ways = geo.sets, geo.ways
         self.closed_page = cfg.page_policy == "closed"
         self.per_bank_refresh = cfg.refresh == "per_bank"
@@ -177,15 +179,15 @@ class ChannelTiming:
 
         Returns (first data on the bus, end of the last data).
         """
-        seg_bursts = self.geo.segment_bursts
+        seg_bursts, sets = self._segment_bursts, self._sets
         segment, phase = divmod(first_burst, seg_bursts)
-        geo, t = self.geo, self.t
-        row_set = segment % geo.sets
-        if phase + bursts <= seg_bursts and self.set_row[row_set] == segment // geo.sets and self._step and \
+        t = self.t
+        row_set = segment % sets
+        if phase + bursts <= seg_bursts and self.set_row[row_set] == segment // sets and self._step and \
                 (self.per_bank_refresh or (now if now > self.bus_free else self.bus_free) < self.next_refresh):
             # the common case of `_segment`, inlined: the whole run in one open row set
             latency = t.cwl if is_write else t.cl
-            groups = geo.set_groups[row_set]
+            groups = self._set_groups[row_set]
             ways = len(groups)
             first = self.last_col + (t.ccd_l if groups[phase % ways] == self.last_col_group else t.ccd_s)
             if first < now:
@@ -238,7 +240,7 @@ class ChannelTiming:
     def serve_by_burst(self, first_burst: int, bursts: int, now: int, is_write: bool) -> tuple[int, int]:
         """Reference for `serve`: every burst timed on its own, each bank group's last command
         honoured explicitly. Refresh is looked at when a segment starts, as in `serve`. Tests only."""
-        seg_bursts = self.geo.segment_bursts
+        seg_bursts = self._segment_bursts
         first_data, data_end = -1, now
         for pos in range(first_burst, first_burst + bursts):
             segment, phase = divmod(pos, seg_bursts)
