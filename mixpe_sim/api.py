@@ -10,14 +10,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from mixpe_sim.config import load_hardware as _load_hardware
 from mixpe_sim.config import parse_overrides
 from mixpe_sim.config.models import HardwareConfig
-from mixpe_sim.results import GemmResult, RequestResult, StepResult
+from mixpe_sim.results import GemmResult, RequestResult, ServingLoadResult, ServingResult, StepResult
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
+from mixpe_sim.units import MS_PER_S
 from mixpe_sim.workload.models import ModelSpec, check_context
 from mixpe_sim.workload.models import load_model as _load_model
 
@@ -149,30 +151,31 @@ def simulate_request(hw: Hardware, model: Model, prompt: int, gen: int, batch: i
     return RequestResult.from_dict(result, **_frames(memory_trace))  # type: ignore[return-value]
 
 
-def _serve(hw: Hardware, model: Model, loads: list[float | None], *, requests: int | None = 100,
-           prompt: int = 512, gen: int = 128, trace_file: str | Path | None = None, seed: int = 0,
-           policy: str = "vllm", max_batch: int = 256, chunk_tokens: int = 512,
-           max_prefill_tokens: int | None = None, kv_block_tokens: int = 16, kv_bits: int = 16,
-           quantize_lm_head: bool = False, slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None,
-           check_samples: int = 8, exact: bool = False, allow_long_context: bool = False,
-           progress: Progress | None = None) -> list[Any]:
-    from mixpe_sim.results import ServingResult
+def _serve(hw: Hardware, model: Model, loads: list[float | None], *, trace_file: str | Path | None = None,
+           slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None, progress: Progress | None = None,
+           **keywords: Any) -> list[ServingResult]:
+    """Serve at each load; keywords not given take the defaults of ServeSpec and ServeOptions."""
     from mixpe_sim.serving.run import ServeSpec, run_loads
     from mixpe_sim.serving.simulate import ServeOptions
 
+    spec_keys = {f.name for f in fields(ServeSpec)} - {"options"}
+    option_keys = {f.name for f in fields(ServeOptions)} - {"slo_ttft_s", "slo_tpot_s"}
+    unknown = sorted(set(keywords) - spec_keys - option_keys)
+    if unknown:
+        raise TypeError(f"unknown serving option {', '.join(unknown)} (allowed: trace_file, slo_ttft_ms, "
+                        f"slo_tpot_ms, progress, {', '.join(sorted(spec_keys | option_keys))})")
     options = ServeOptions(
-        policy=policy, max_batch=max_batch, chunk_tokens=chunk_tokens,  # type: ignore[arg-type]
-        max_prefill_tokens=max_prefill_tokens, kv_block_tokens=kv_block_tokens, kv_bits=kv_bits,
-        quantize_lm_head=quantize_lm_head, check_samples=check_samples, exact=exact,
-        slo_ttft_s=None if slo_ttft_ms is None else slo_ttft_ms / 1e3,
-        slo_tpot_s=None if slo_tpot_ms is None else slo_tpot_ms / 1e3)
-    spec = ServeSpec(requests=requests, prompt=prompt, gen=gen, trace=None if trace_file is None else str(trace_file),
-                     seed=seed, allow_long_context=allow_long_context, options=options)
+        slo_ttft_s=None if slo_ttft_ms is None else slo_ttft_ms / MS_PER_S,
+        slo_tpot_s=None if slo_tpot_ms is None else slo_tpot_ms / MS_PER_S,
+        **{k: v for k, v in keywords.items() if k in option_keys})
+    spec = ServeSpec(trace=None if trace_file is None else str(trace_file), options=options,
+                     **{k: v for k, v in keywords.items() if k in spec_keys})
     outcomes = run_loads(_hardware(hw), _model(model), spec, loads, progress)
-    return [ServingResult.from_dict(o.result, per_request=o.per_request, timeline=o.timeline) for o in outcomes]
+    return [ServingResult.from_dict(o.result, per_request=o.per_request, timeline=o.timeline)  # type: ignore[misc]
+            for o in outcomes]
 
 
-def simulate_serving(hw: Hardware, model: Model, qps: float | None = 1.0, **options: Any) -> Any:
+def simulate_serving(hw: Hardware, model: Model, qps: float | None = 1.0, **options: Any) -> ServingResult:
     """Serve requests arriving as a Poisson process at `qps` requests/s with continuous batching and a
     paged KV cache, every iteration timed by the discrete-event model (docs/serving.md). Keywords (the
     `serve` options): requests=100, prompt=512, gen=128, trace_file (a CSV of prompt_tokens,
@@ -190,7 +193,8 @@ def simulate_serving(hw: Hardware, model: Model, qps: float | None = 1.0, **opti
     return _serve(hw, model, [qps], **options)[0]
 
 
-def simulate_serving_load(hw: Hardware, model: Model, qps: Sequence[float], **options: Any) -> Any:
+def simulate_serving_load(hw: Hardware, model: Model, qps: Sequence[float],
+                          **options: Any) -> ServingLoadResult:
     """`simulate_serving` at each load in `qps` (same keywords), sharing the simulated steps: a
     ServingLoadResult (`to_frame()`: one row per load; the figure: report.serving.plot_latency_vs_load).
 
@@ -199,8 +203,6 @@ def simulate_serving_load(hw: Hardware, model: Model, qps: Sequence[float], **op
     >>> [round(q) for q in curve.to_frame()["qps"]]
     [1, 4]
     """
-    from mixpe_sim.results import ServingLoadResult
-
     return ServingLoadResult(_serve(hw, model, list(qps), **options))
 
 

@@ -20,6 +20,7 @@ from mixpe_sim.cli_options import (
 )
 from mixpe_sim.cli_serve import register_serve
 from mixpe_sim.trace.chrome import TRACE_LEVELS
+from mixpe_sim.workload.shapes import KV_BITS_CHOICES
 
 
 def cmd_gemm(args: argparse.Namespace) -> int:
@@ -76,7 +77,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
                         help="model preset or HuggingFace config.json (default: llama-2-7b)")
     parser.add_argument("--batch", type=positive_int, default=1)
-    parser.add_argument("--kv-bits", type=positive_int, default=16, choices=[4, 8, 16],
+    parser.add_argument("--kv-bits", type=positive_int, default=16, choices=KV_BITS_CHOICES,
                         help="KV-cache precision in bits (default 16)")
     parser.add_argument("--quantize-lm-head", action="store_true",
                         help="store the LM head at the weight precision (default: FP16, as AWQ/GPTQ do)")
@@ -287,7 +288,7 @@ def register_compare(sub: Any) -> None:
     compare.add_argument("--batch", type=positive_int, default=1)
     compare.add_argument("--prompt", type=positive_int, default=512)
     compare.add_argument("--gen", type=positive_int, default=32)
-    compare.add_argument("--kv-bits", type=positive_int, default=16, choices=[4, 8, 16])
+    compare.add_argument("--kv-bits", type=positive_int, default=16, choices=KV_BITS_CHOICES)
     compare.add_argument("--quantize-lm-head", action="store_true")
     compare.add_argument("--exact", action="store_true")
     compare.add_argument("--json", action="store_true", help="print one JSON object")

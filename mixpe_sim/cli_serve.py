@@ -15,6 +15,7 @@ from mixpe_sim.cli_options import (
     output_dir,
     positive_int,
 )
+from mixpe_sim.workload.shapes import KV_BITS_CHOICES
 
 
 def _positive_number(text: str, what: str, example: str) -> float:
@@ -50,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.out is not None:
         claim_output_dir(args.out, "serve")
     with progress_bar(not (args.json or args.quiet), "serve") as progress:
-        results = _serve(hw, model, loads, requests=args.requests or (None if args.trace else 100),
+        results = _serve(hw, model, loads, requests=args.requests,
                          prompt=args.prompt, gen=args.gen, trace_file=args.trace, seed=args.seed,
                          policy=args.policy, max_batch=args.max_batch,
                          chunk_tokens=args.chunk_tokens, max_prefill_tokens=args.max_prefill_tokens,
@@ -83,13 +84,13 @@ def register_serve(sub: Any) -> None:
     add_hardware_options(serve)
     serve.add_argument("--model", default="llama-2-7b", metavar="NAME|FILE",
                        help="model preset or HuggingFace config.json (default: llama-2-7b)")
-    serve.add_argument("--kv-bits", type=positive_int, default=16, choices=[4, 8, 16],
+    serve.add_argument("--kv-bits", type=positive_int, default=16, choices=KV_BITS_CHOICES,
                        help="KV-cache precision in bits (default 16)")
     serve.add_argument("--quantize-lm-head", action="store_true",
                        help="store the LM head at the weight precision (default: FP16)")
     serve.add_argument("--qps", type=qps_list, metavar="RATE[,RATE...]",
                        help="Poisson arrivals, requests/s; a list (1,2,4,8) gives latency vs load "
-                            "(default 1; with a timed --trace, its arrivals)")
+                            "(default 1 without --trace; a trace without arrival_s needs it, one with them refuses it)")
     serve.add_argument("--requests", type=positive_int, help="requests per load (default 100; "
                                                              "with --trace: its rows)")
     serve.add_argument("--seed", type=non_negative_int, default=0, help="seed of the arrival process (default 0)")

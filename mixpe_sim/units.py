@@ -4,6 +4,7 @@ from __future__ import annotations
 
 PS_PER_S = 10**12
 PS_PER_NS = 10**3
+MS_PER_S = 10**3
 BITS_PER_BYTE = 8
 
 

@@ -242,6 +242,7 @@ def test_cli_bad_input_one_line_exit_2(argv, fragment, capsys) -> None:
     ("prompt_tokens,output_tokens\n5,-3\n", "row 2: output_tokens"),
     ("arrival_s,prompt_tokens,output_tokens\n1.0,5,5\n0.5,5,5\n", "row 3: arrival_s"),
     ("prompt_tokens,output_tokens\n5,x\n", "row 2: output_tokens"),
+    ("arrival_s,prompt_tokens,output_tokens\n1.0,5,5\n", "own arrival times"),  # and --qps given
 ])
 def test_cli_bad_trace_names_row_and_column(tmp_path, capsys, text, fragment) -> None:
     path = tmp_path / "t.csv"
@@ -249,6 +250,31 @@ def test_cli_bad_trace_names_row_and_column(tmp_path, capsys, text, fragment) ->
     assert main(["serve", "--hw", DC, "--trace", str(path), "--qps", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(path) in err and fragment in err and len(err.splitlines()) == 1
+
+
+def test_a_timed_trace_serves_from_its_first_arrival_and_plots_its_timeline(tmp_path) -> None:
+    """Arrival times that start late shift every timestamp but no metric; the timeline of a run
+    without --qps (qps None) is drawn."""
+    pytest.importorskip("matplotlib")
+    results = {}
+    for start in (0.0, 1000.0):
+        path = tmp_path / f"t{start:g}.csv"
+        path.write_text("arrival_s,prompt_tokens,output_tokens\n" +
+                        "".join(f"{start + 0.5 * i},32,4\n" for i in range(3)))
+        out = tmp_path / f"out{start:g}"
+        assert main(["serve", "--hw", DC, "--trace", str(path), "--check-samples", "0", "--quiet",
+                     "--out", str(out)]) == 0
+        results[start] = json.loads((out / "result.json").read_text())
+        assert (out / "serve_timeline.png").exists()
+    for key in ("duration_s", "throughput_tokens_per_s", "energy_j"):
+        assert results[1000.0][key] == pytest.approx(results[0.0][key], rel=1e-9), key
+
+
+def test_api_refuses_a_kv_precision_the_lowering_does_not_store() -> None:
+    with pytest.raises(ConfigError, match="--kv-bits"):
+        simulate_serving(DC, "llama-2-7b", 1.0, requests=2, kv_bits=3)
+    with pytest.raises(TypeError, match="unknown serving option"):
+        simulate_serving(DC, "llama-2-7b", 1.0, request=2)
 
 
 def test_shipped_trace_matches_its_published_means() -> None:

@@ -182,7 +182,8 @@ def plot_serve_dir(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     if len(loads) > 1:
         written.append(save_png(plot_latency_vs_load(loads), out_dir / "latency_vs_load.png"))
     with (out_dir / "timeline.csv").open() as handle:
-        rows = [row for row in csv.DictReader(handle) if row["qps"] == str(loads[-1]["qps"])]
+        qps = loads[-1]["qps"]  # None (a trace's own arrivals) is written as an empty cell
+        rows = [row for row in csv.DictReader(handle) if row["qps"] == ("" if qps is None else str(qps))]
     timeline = [{k: float(v) if v not in ("", "None") else None for k, v in row.items()} for row in rows]
     if timeline:
         written.append(save_png(plot_serving_timeline(timeline), out_dir / "serve_timeline.png"))

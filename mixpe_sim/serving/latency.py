@@ -40,11 +40,15 @@ from mixpe_sim.workload.estimate import StepEstimate, StepEstimator
 from mixpe_sim.workload.models import ModelSpec
 from mixpe_sim.workload.shapes import SequenceShape, StepShape
 
-# an interval of anchors whose ratios differ by more than this is halved (one anchor in between)
+# An interval of anchors whose ratios differ by more than this is halved (one anchor in between).
+# Chosen by measurement (docs/serving.md "step_model_error"): linear interpolation inside an
+# interval whose ends differ by 0.4 % errs by well under that, leaving room for the context terms.
 RATIO_TOLERANCE = 0.004
-# iterations with prefill work share an anchor within a cell of prefill tokens x decodes
+# Iterations with prefill work share an anchor within a cell of prefill tokens (factors of 4) x decodes
+# (factors of 2): assumed widths, checked by the sampled step_model_error of every run.
 PREFILL_CELL_BASE = 4
 DECODE_CELL_BASE = 2
+LOG_ROUNDING = 1e-9  # keeps exact powers of the cell bases in their own cell despite float log
 DEFAULT_CHECK_SAMPLES = 8
 
 
@@ -156,6 +160,10 @@ class StepModel:
         return list(self._exact.values())
 
     def predict(self, sequences: Sequence[SequenceShape]) -> Prediction:
+        simulated = self._exact.get(_composition(sequences))
+        if simulated is not None:  # an anchor, or a check of an earlier load: its simulation is the answer
+            return Prediction(simulated.time_s, simulated.total_energy_j,
+                              [(1.0, simulated, dict.fromkeys(SCALES, 1.0))])
         shape = self._shape(tuple(sequences))
         decodes = sum(1 for s in sequences if s.new_tokens == 1 and s.context_before > 0)
         if decodes == len(sequences):
@@ -197,7 +205,7 @@ class StepModel:
         weight = context - low
         def at(c: int) -> StepEstimate:
             return self.estimator.estimate(self._shape((SequenceShape(1, c - 1),) * batch))
-        return at(low) if weight < 1e-12 else at(low) * (1 - weight) + at(low + 1) * weight
+        return at(low) if weight < LOG_ROUNDING else at(low) * (1 - weight) + at(low + 1) * weight
 
     def _decode_anchor(self, batch: int, context: int) -> Anchor:
         key = (batch, context)
@@ -210,7 +218,7 @@ class StepModel:
         base = max(2, 2 ** round(math.log2(context)))
         terms = self._fine(batch, base)
         offset = math.log2(context / base)  # in octaves, |offset| <= 0.5
-        if abs(offset) > 1e-9:
+        if abs(offset) > LOG_ROUNDING:
             other = base * 2 if offset > 0 else max(1, base // 2)
             weight = abs(offset) / abs(math.log2(other / base)) if other != base else 0.0
             terms += [(weight * c, a) for c, a in self._coarse(batch, other)]
@@ -223,10 +231,14 @@ class StepModel:
 
     def _coarse(self, batch: int, context: int) -> list[tuple[float, Anchor]]:
         low, high = self._dyadic(batch)
+        if batch == low:
+            return [(1.0, self._decode_anchor(low, context))]
         return _between(batch, low, high, self._decode_anchor(low, context), self._decode_anchor(high, context))
 
     def _fine(self, batch: int, context: int) -> list[tuple[float, Anchor]]:
         low, high = self._dyadic(batch)
+        if batch == low:
+            return [(1.0, self._decode_anchor(low, context))]
         while True:
             a, b = self._decode_anchor(low, context), self._decode_anchor(high, context)
             if batch in (low, high) or high - low < 2 or abs(a.ratio / b.ratio - 1) <= RATIO_TOLERANCE:
@@ -238,8 +250,8 @@ class StepModel:
 
     def _cell_anchor(self, shape: StepShape, decodes: int) -> Anchor:
         prefill_tokens = shape.tokens - decodes
-        cell = (int(math.log(prefill_tokens, PREFILL_CELL_BASE) + 1e-9),
-                int(math.log(decodes + 1, DECODE_CELL_BASE) + 1e-9))
+        cell = (int(math.log(prefill_tokens, PREFILL_CELL_BASE) + LOG_ROUNDING),
+                int(math.log(decodes + 1, DECODE_CELL_BASE) + LOG_ROUNDING))
         if cell not in self._cells:
             self._cells[cell] = self.simulate(shape.sequences, f"anchor: {prefill_tokens} prefill tokens "
                                               f"and {decodes} decodes")
@@ -283,7 +295,7 @@ class CheckSample:
 
 
 def check_indices(candidates: Sequence[int], samples: int) -> list[int]:
-    """`samples` iterations spread evenly over the candidates (first and last included)."""
+    """`samples` iterations spread evenly over the candidates (the first and, for two or more, the last)."""
     if samples <= 0 or not candidates:
         return []
     if len(candidates) <= samples:

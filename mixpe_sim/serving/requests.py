@@ -62,6 +62,9 @@ def trace_requests(path: Path, qps: float | None, seed: int, count: int | None) 
     wanted = count or len(rows)
     chosen = [rows[i % len(rows)] for i in range(wanted)]
     if "arrival_s" in columns:
+        if qps is not None:
+            raise ConfigError(where, "arrival_s", f"the trace has its own arrival times, so --qps {qps:g} would be "
+                              "ignored (drop --qps, or use a trace without arrival_s)")
         if wanted > len(rows):
             raise ConfigError(where, "arrival_s", f"the trace has {len(rows)} timed requests; --requests "
                               f"{wanted} would need more")

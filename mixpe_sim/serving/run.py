@@ -4,7 +4,7 @@ one run per load."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,22 +12,25 @@ from typing import Any
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.config.presets import data_root
 from mixpe_sim.errors import ConfigError
+from mixpe_sim.runs.llm import Progress
 from mixpe_sim.serving.kv import KvCache
 from mixpe_sim.serving.latency import StepModel
 from mixpe_sim.serving.requests import Request, fixed_requests, trace_requests
 from mixpe_sim.serving.scheduler import POLICIES
 from mixpe_sim.serving.simulate import ServeOptions, ServeOutcome, check_requests, serve
+from mixpe_sim.units import MS_PER_S
 from mixpe_sim.workload.models import ModelSpec, check_context
+from mixpe_sim.workload.shapes import KV_BITS_CHOICES
 
-Progress = Callable[[str], None]
 TRACE_DIR = "traces"  # shipped request traces: workloads/traces/<name>.csv
+DEFAULT_REQUESTS = 100  # per load, without a trace
 
 
 @dataclass(frozen=True)
 class ServeSpec:
     """Where the requests come from, and how they are served."""
 
-    requests: int | None = 100  # None with a trace: every row of it
+    requests: int | None = DEFAULT_REQUESTS  # None: every row of a trace, else DEFAULT_REQUESTS
     prompt: int = 512
     gen: int = 128
     trace: str | None = None  # a CSV file, or the name of a shipped trace
@@ -56,7 +59,7 @@ def build_requests(spec: ServeSpec, qps: float | None) -> tuple[list[Request], s
         return trace_requests(path, qps, spec.seed, spec.requests), str(path)
     if qps is None:
         raise ConfigError("--qps", "", "needs an arrival rate in requests per second (or a trace with arrival_s)")
-    return fixed_requests(spec.requests or 1, qps, spec.seed, spec.prompt, spec.gen), "--prompt/--gen"
+    return fixed_requests(spec.requests or DEFAULT_REQUESTS, qps, spec.seed, spec.prompt, spec.gen), "--prompt/--gen"
 
 
 def check_spec(spec: ServeSpec, loads: Sequence[float | None]) -> None:
@@ -76,7 +79,9 @@ def check_spec(spec: ServeSpec, loads: Sequence[float | None]) -> None:
             raise ConfigError(option, "", f"must be at least {0 if option == '--check-samples' else 1}, got {value}")
     for option, value in (("--slo-ttft-ms", o.slo_ttft_s), ("--slo-tpot-ms", o.slo_tpot_s)):
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(option, "", f"must be a positive number of milliseconds, got {value * 1e3:g}")
+            raise ConfigError(option, "", f"must be a positive number of milliseconds, got {value * MS_PER_S:g}")
+    if o.kv_bits not in KV_BITS_CHOICES:
+        raise ConfigError("--kv-bits", "", f"must be one of {', '.join(map(str, KV_BITS_CHOICES))}, got {o.kv_bits}")
     if o.policy not in POLICIES:
         raise ConfigError("--policy", "", f"unknown policy '{o.policy}' (allowed: {', '.join(POLICIES)})")
 

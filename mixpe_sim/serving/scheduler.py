@@ -27,7 +27,7 @@ POLICIES: tuple[Policy, ...] = ("vllm", "sarathi")
 
 
 @dataclass
-class Sequence:
+class Running:
     """A request's progress: `kv_tokens` are cached; `pending` must be processed before its next
     token comes out (the prompt at first, then the last generated token, or everything again after a
     preemption)."""
@@ -51,7 +51,7 @@ class Sequence:
 class Work:
     """What one sequence does in an iteration."""
 
-    seq: Sequence
+    seq: Running
     tokens: int
 
     @property
@@ -69,12 +69,12 @@ class Scheduler:
     kv: KvCache
     max_batch: int
     prefill_tokens: int  # vllm: prefill token budget per iteration; sarathi: tokens per iteration
-    waiting: deque[Sequence] = field(default_factory=deque)
-    running: list[Sequence] = field(default_factory=list)
+    waiting: deque[Running] = field(default_factory=deque)
+    running: list[Running] = field(default_factory=list)
     preemptions: int = 0
 
-    def admit(self, request: Request) -> Sequence:
-        seq = Sequence(request, pending=request.prompt_tokens)
+    def admit(self, request: Request) -> Running:
+        seq = Running(request, pending=request.prompt_tokens)
         self.waiting.append(seq)
         return seq
 
@@ -90,7 +90,7 @@ class Scheduler:
                 item.seq.first_scheduled_s = now_s
         return work
 
-    def complete(self, work: list[Work], now_s: float) -> list[Sequence]:
+    def complete(self, work: list[Work], now_s: float) -> list[Running]:
         """Apply a finished iteration; returns the sequences that completed their request."""
         done = []
         for item in work:
@@ -163,7 +163,7 @@ class Scheduler:
 
     # -- KV blocks ------------------------------------------------------------------------------
 
-    def _reserve(self, seq: Sequence, tokens: int) -> bool:
+    def _reserve(self, seq: Running, tokens: int) -> bool:
         """Allocate the blocks `tokens` more tokens of `seq` need, if they are free."""
         need = self.kv.blocks_for(seq.kv_tokens + tokens) - seq.blocks
         if need > 0 and not self.kv.can_grow(need):
@@ -173,7 +173,7 @@ class Scheduler:
             seq.blocks += need
         return True
 
-    def _reserve_or_preempt(self, seq: Sequence, tokens: int) -> bool:
+    def _reserve_or_preempt(self, seq: Running, tokens: int) -> bool:
         """Blocks for `tokens` more tokens of `seq`, preempting the newest running sequences until
         they fit; False if `seq` itself had to be preempted."""
         while not self._reserve(seq, tokens):
@@ -183,7 +183,7 @@ class Scheduler:
                 return False
         return True
 
-    def _preempt(self, seq: Sequence) -> None:
+    def _preempt(self, seq: Running) -> None:
         self.running.remove(seq)
         self.kv.free(seq.blocks)
         seq.blocks = 0

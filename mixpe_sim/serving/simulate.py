@@ -8,7 +8,7 @@ charged at the design's idle power.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from mixpe_sim.energy import idle_power_w
 from mixpe_sim.errors import ConfigError, MixpeError
 from mixpe_sim.report.bottleneck import bottleneck
 from mixpe_sim.runs.fields import energy_fields, hardware_fields, header, provenance, time_fields, traffic_fields
+from mixpe_sim.runs.llm import Progress
 from mixpe_sim.runs.tally import Tally
 from mixpe_sim.serving.kv import KvCache, kv_bytes_per_token, weight_bytes
 from mixpe_sim.serving.latency import (
@@ -30,12 +31,10 @@ from mixpe_sim.serving.latency import (
     tally_of_parts,
 )
 from mixpe_sim.serving.requests import Request
-from mixpe_sim.serving.scheduler import Policy, Scheduler, Work
-from mixpe_sim.serving.scheduler import Sequence as Running
+from mixpe_sim.serving.scheduler import Policy, Running, Scheduler, Work
 from mixpe_sim.workload.models import ModelSpec
 from mixpe_sim.workload.shapes import SequenceShape
 
-Progress = Callable[[str], None]
 Weights = dict[tuple[int, str], tuple[float, Anchor]]  # (anchor id, scale) -> (summed weight, anchor)
 PERCENTILES = (50, 90, 99)
 DEFAULT_MAX_BATCH = 256  # vLLM's max_num_seqs
@@ -119,7 +118,8 @@ def serve(hw: HardwareConfig, model: ModelSpec, requests: Sequence[Request], opt
     samples = _check(step_model, iterations, options.check_samples, progress)
     tally = tally_of_parts(weights)
     busy_s = sum(it.end_s - it.start_s for it in iterations)
-    duration_s = iterations[-1].end_s if iterations else 0.0
+    # from the first arrival: a trace's clock may start anywhere
+    duration_s = iterations[-1].end_s - requests[0].arrival_s if iterations else 0.0
     idle_s = max(0.0, duration_s - busy_s)
     idle_j = idle_power_w(hw) * idle_s
     result = {
@@ -275,7 +275,8 @@ def _energy(tally: Tally, idle_j: float, sequences: list[Running]) -> dict[str, 
 
 def _time_breakdown(tally: Tally, idle_s: float) -> dict[str, Any]:
     fields = time_fields(tally)
-    fields["stall_breakdown_s"]["idle"] = idle_s  # no request to serve: not the hardware's stall
+    # idle: no request to serve. Listed with the stalls so that compute + stalls add up to the duration
+    fields["stall_breakdown_s"]["idle"] = idle_s
     fields["time_breakdown_s"]["idle"] = idle_s
     return fields
 

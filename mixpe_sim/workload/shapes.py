@@ -10,6 +10,7 @@ from typing import Literal
 from mixpe_sim.errors import WorkloadError
 
 Phase = Literal["prefill", "decode"]
+KV_BITS_CHOICES = (4, 8, 16)  # KV-cache precisions the lowering stores (FP16, INT8, INT4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class StepShape:
     def __post_init__(self) -> None:
         if not self.sequences:
             raise WorkloadError("a step needs at least one sequence")
+        if self.kv_bits not in KV_BITS_CHOICES:
+            raise WorkloadError(f"kv_bits must be one of {', '.join(map(str, KV_BITS_CHOICES))} (got {self.kv_bits})")
         for i, s in enumerate(self.sequences):
             if s.new_tokens < 1 or s.context_before < 0:
                 raise WorkloadError(f"sequence {i}: new_tokens must be >= 1 and context_before >= 0 "
