@@ -126,6 +126,20 @@ def test_mixed_batch_runs_linears_on_all_tokens_and_attention_per_sequence() -> 
     assert graph.nodes["lm_head"]["op"].m == len(sequences)
 
 
+@settings(max_examples=6, deadline=None)
+@given(st.permutations([(24, 40), (1, 300), (1, 63), (1, 63), (8, 0), (1, 7)]))
+def test_a_step_does_not_depend_on_the_order_of_its_sequences(sequences: list[tuple[int, int]]) -> None:
+    """The compiler runs attention longest first whatever order the scheduler listed the sequences in."""
+    model, hw = tiny(), hw_with()
+    listed, reference = shape_of(*sequences), shape_of(*sorted(sequences))
+    groups = listed.attention_groups()
+    work = [new * (2 * before + new + 1) for new, before, _ in groups]
+    assert work == sorted(work, reverse=True)
+    assert groups == reference.attention_groups()
+    assert simulate(hw, compile_step(model, hw, listed)).time_ps == \
+        simulate(hw, compile_step(model, hw, reference)).time_ps
+
+
 def test_uniform_constructor_matches_explicit_sequences() -> None:
     assert StepShape.uniform("decode", 3, 1, 50, 16, 16, False) == shape_of((1, 49), (1, 49), (1, 49))
     assert StepShape.uniform("prefill", 2, 40, 40, 16, 16, False) == shape_of((40, 0), (40, 0))

@@ -169,12 +169,9 @@ class StepModel:
         if decodes == len(sequences):
             mean_context = sum(s.context for s in sequences) / decodes
             coefficients = self._decode_coefficients(decodes, mean_context)
-            # the simulation of decodes at mixed contexts lies between the estimate of the mixed
-            # step and the one at their mean context, either side by up to 1 %: take the midpoint
-            estimate = (self.estimator.estimate(shape) + self._uniform_decode_estimate(decodes, mean_context)) * 0.5
         else:
             coefficients = [(1.0, self._cell_anchor(shape, decodes))]
-            estimate = self.estimator.estimate(shape)
+        estimate = self.estimator.estimate(shape)
         weights = [(c, a, a.factors(estimate)) for c, a in coefficients]
         return Prediction(
             time_s=sum(c * f["time"] * a.time_s for c, a, f in weights),
@@ -196,16 +193,6 @@ class StepModel:
         return self._exact[key]
 
     # -- decode-only iterations -----------------------------------------------------------------
-
-    def _uniform_decode_estimate(self, batch: int, context: float) -> StepEstimate:
-        """The estimate of `batch` decodes all at the mean context (interpolated between whole
-        contexts): the per-sequence attention estimate has bumps from block remainders that the
-        simulation of mixed contexts partly averages out (docs/serving.md)."""
-        low = math.floor(context)
-        weight = context - low
-        def at(c: int) -> StepEstimate:
-            return self.estimator.estimate(self._shape((SequenceShape(1, c - 1),) * batch))
-        return at(low) if weight < LOG_ROUNDING else at(low) * (1 - weight) + at(low + 1) * weight
 
     def _decode_anchor(self, batch: int, context: int) -> Anchor:
         key = (batch, context)

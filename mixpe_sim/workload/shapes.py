@@ -98,9 +98,16 @@ class StepShape:
         return sum(1 for s in self.sequences if s.emits_token)
 
     def attention_groups(self) -> list[tuple[int, int, int]]:
-        """(new_tokens, context_before, count): sequences of equal shape, in order of first appearance."""
+        """(new_tokens, context_before, count): sequences of equal shape, the most attention work first.
+
+        The order is the compiler's: the longest attention runs first, so the short ones (and the
+        output projection waiting for all of them) follow it, as longest-first list scheduling does;
+        a step's time then does not depend on the order its sequences were listed in."""
         counts: dict[tuple[int, int], int] = {}
         for s in self.sequences:
             key = (s.new_tokens, s.context_before)
             counts[key] = counts.get(key, 0) + 1
-        return [(new, before, count) for (new, before), count in counts.items()]
+        def work(group: tuple[int, int]) -> tuple[int, int]:
+            new, before = group
+            return new * (2 * before + new + 1), before  # twice the causal products per head and dim
+        return [(new, before, counts[new, before]) for new, before in sorted(counts, key=work, reverse=True)]
