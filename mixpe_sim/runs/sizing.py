@@ -11,7 +11,6 @@ bandwidth), so the search is fast; the chosen design is then simulated like any 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from mixpe_sim.arch.pe import ArraySpec, parallelism, tile_cost
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.errors import ConfigError, WorkloadError
 from mixpe_sim.units import ceil_div
-from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
+from mixpe_sim.workload.gemm import GemmSpec, weight_gemms
 from mixpe_sim.workload.models import ModelSpec
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling, precision_of
 
@@ -47,20 +46,6 @@ class SizedDesign:
                 "k_split_reduce_lanes": self.hw.array.k_split_reduce_lanes if self.hw.array.k_split_small_m
                 else None, "area_mm2": self.area_mm2, "target_area_mm2": self.target_area_mm2,
                 "candidates_in_window": self.candidates}
-
-
-def weight_gemms(hw: HardwareConfig, model: ModelSpec, rows: int) -> list[tuple[int, GemmSpec]]:
-    """(count, spec) of one forward step's block weight GEMMs at M = rows (they dominate every step;
-    attention, vector ops and the LM head are left out of the estimate, not out of the simulation)."""
-    h, q, kv, ff = model.hidden, model.q_dim, model.kv_dim, model.intermediate
-    shapes = [("qkv_proj", q + 2 * kv, h), ("o_proj", h, q)]
-    shapes += [("gate_up_proj", 2 * ff, h), ("down_proj", h, ff)] if model.gated_mlp else \
-        [("fc1", ff, h), ("fc2", h, ff)]
-    # blocks run at the precisions of the design's mixed-precision map (ANT, BitFusion, OLAccel)
-    counts = Counter((name, n, k, *precision_for(hw, name, layer, model.layers))
-                     for layer in range(model.layers) for name, n, k in shapes)
-    return [(count, weight_gemm(name, rows, n, k, hw, weight_bits=w_bits, activation_bits=a_bits))
-            for (name, n, k, w_bits, a_bits), count in sorted(counts.items())]
 
 
 def gemm_estimate_cycles(hw: HardwareConfig, spec: GemmSpec) -> float:

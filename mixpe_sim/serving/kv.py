@@ -6,22 +6,16 @@ from dataclasses import dataclass
 
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
-from mixpe_sim.workload.gemm import precision_for, weight_gemm
+from mixpe_sim.workload.gemm import UNQUANTIZED_BITS, weight_gemm, weight_gemms
 from mixpe_sim.workload.models import ModelSpec
-
-UNQUANTIZED_BYTES = 2  # FP16 embedding table and LM head (unless the LM head is quantized)
 
 
 def weight_bytes(hw: HardwareConfig, model: ModelSpec, quantize_lm_head: bool = False) -> int:
-    """Bytes of the model's weights in DRAM at the design's quantization (packed weights and scales)."""
-    h, inter = model.hidden, model.intermediate
-    ffn = [("gate_up_proj", h, 2 * inter), ("down_proj", inter, h)] if model.gated_mlp \
-        else [("fc1", h, inter), ("fc2", inter, h)]
-    shapes = [("qkv_proj", h, model.q_dim + 2 * model.kv_dim), ("o_proj", model.q_dim, h), *ffn]
-    blocks = sum(weight_gemm(op, 1, n, k, hw, weight_bits=precision_for(hw, op, layer, model.layers)[0]).weight_bytes
-                 for layer in range(model.layers) for op, k, n in shapes)
-    embedding = model.vocab * h * UNQUANTIZED_BYTES
-    head = weight_gemm("lm_head", 1, model.vocab, h, hw).weight_bytes if quantize_lm_head else embedding
+    """Bytes of the model's weights in DRAM at the design's quantization (packed weights and scales);
+    the embedding table and an unquantized LM head at 16 bit."""
+    blocks = sum(count * spec.weight_bytes for count, spec in weight_gemms(hw, model, 1))
+    embedding = ceil_div(model.vocab * model.hidden * UNQUANTIZED_BITS, BITS_PER_BYTE)
+    head = weight_gemm("lm_head", 1, model.vocab, model.hidden, hw).weight_bytes if quantize_lm_head else embedding
     return blocks + embedding + (0 if model.tied_embeddings and not quantize_lm_head else head)
 
 
@@ -57,7 +51,3 @@ class KvCache:
 
     def free(self, blocks: int) -> None:
         self.used_blocks -= blocks
-
-    @property
-    def occupancy(self) -> float:
-        return self.used_blocks / self.total_blocks if self.total_blocks else 0.0

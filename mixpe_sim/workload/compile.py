@@ -10,7 +10,7 @@ from mixpe_sim.collector import collector_paused
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.flash import FlashRegions, FlashShape, choose_flash_tiling, lower_fused_attention
-from mixpe_sim.workload.gemm import GemmSpec, precision_for, weight_gemm
+from mixpe_sim.workload.gemm import UNQUANTIZED_BITS, GemmSpec, precision_for, weight_gemm
 from mixpe_sim.workload.graph import GemmNode, VectorNode, forward_graph, ordered_nodes
 from mixpe_sim.workload.lowering import ProgramBuilder, Region, allocation_alignment_bytes
 from mixpe_sim.workload.models import ModelSpec, op_base_name
@@ -18,7 +18,6 @@ from mixpe_sim.workload.program import NO_OP, Program
 from mixpe_sim.workload.shapes import StepShape
 from mixpe_sim.workload.tiling import TileBudget, choose_tiling
 
-UNQUANTIZED_BITS = 16
 # Causal GEMMs compute whole rows of a diagonal tile up to its last row's visible key, so the masked
 # products they still compute grow with the tokens per row tile; capping a row tile at this many
 # query tokens bounds that waste to < 64 per row and head (docs/modelling.md "Attention").

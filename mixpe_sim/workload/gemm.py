@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.errors import WorkloadError
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
+from mixpe_sim.workload.models import ModelSpec
+
+UNQUANTIZED_BITS = 16  # tensors kept at FP16: the embedding table, an unquantized LM head
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +123,17 @@ def precision_for(hw: HardwareConfig, op_name: str, layer: int, layers: int) -> 
             is_low_precision_block(layer, layers, low.block_fraction):
         return low.weight_bits, low.activation_bits
     return q.weight_bits, q.activation_bits
+
+
+def weight_gemms(hw: HardwareConfig, model: ModelSpec, rows: int) -> list[tuple[int, GemmSpec]]:
+    """(count, spec) of one forward step's block weight GEMMs at M = rows (they dominate every step;
+    attention, vector ops and the LM head are left out of the estimate, not out of the simulation)."""
+    h, q, kv, ff = model.hidden, model.q_dim, model.kv_dim, model.intermediate
+    shapes = [("qkv_proj", q + 2 * kv, h), ("o_proj", h, q)]
+    shapes += [("gate_up_proj", 2 * ff, h), ("down_proj", h, ff)] if model.gated_mlp else \
+        [("fc1", ff, h), ("fc2", h, ff)]
+    # blocks run at the precisions of the design's mixed-precision map (ANT, BitFusion, OLAccel)
+    counts = Counter((name, n, k, *precision_for(hw, name, layer, model.layers))
+                     for layer in range(model.layers) for name, n, k in shapes)
+    return [(count, weight_gemm(name, rows, n, k, hw, weight_bits=w_bits, activation_bits=a_bits))
+            for (name, n, k, w_bits, a_bits), count in sorted(counts.items())]
