@@ -21,7 +21,6 @@ from functools import cached_property
 
 import networkx as nx
 
-from mixpe_sim.arch.pe import tile_cost
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div
 from mixpe_sim.workload.compile import block_class, causal_row_limit, gemm_spec_for
@@ -30,7 +29,7 @@ from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.graph import GemmNode, VectorNode, forward_graph
 from mixpe_sim.workload.models import ModelSpec, op_base_name
 from mixpe_sim.workload.shapes import SequenceShape, StepShape
-from mixpe_sim.workload.tiling import TileBudget, Tiling, choose_tiling, precision_of
+from mixpe_sim.workload.tiling import TileBudget, Tiling, array_cycles, choose_tiling, precision_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,30 +138,8 @@ def _is_attention(node: GemmNode | VectorNode) -> bool:
     return op_base_name(node.name).startswith("softmax")
 
 
-def _extents(total: int, tile: int) -> list[tuple[int, int]]:
-    """(size, count) of the tiles covering `total`: full tiles and the remainder."""
-    full, rest = divmod(total, tile)
-    return [(tile, full)] * (full > 0) + [(rest, 1)] * (rest > 0)
-
-
 def gemm_cycles(spec: GemmSpec, tiling: Tiling, budget: TileBudget, placement: str) -> float:
-    """A GEMM's array cycles with every tile at its real size (the tiling search costs remainder tiles
-    as full ones, which is enough to rank tilings but not to time a step), or its DRAM time."""
-    precision = precision_of(spec, placement)
-    k_tiles = _extents(spec.k, tiling.kt)
-    compute = 0
-    for mt, m_count in _extents(spec.m, tiling.mt):
-        for nt, n_count in _extents(spec.n, tiling.nt):
-            per_output = 0
-            for index, (kt, k_count) in enumerate(k_tiles):
-                w_payload, w_scales = spec.weight_tile_bytes(kt, nt)
-                inner, last = (tile_cost(budget.array, precision, mt, nt, kt, w_payload + w_scales,
-                                         spec.activation_tile_bytes(mt, kt), completes).busy_cycles
-                               for completes in (False, True))
-                # an output's last K tile pays the fill/drain: the remainder tile if there is one
-                completing = 1 if index == len(k_tiles) - 1 else 0
-                per_output += (k_count - completing) * inner + completing * last
-            compute += m_count * n_count * per_output
-    compute *= spec.instances
+    """A GEMM's array cycles with every tile at its real size, or its DRAM time at peak."""
+    compute = array_cycles(spec, budget, precision_of(spec, placement), tiling.mt, tiling.nt, tiling.kt)
     memory = 0.0 if math.isinf(budget.dram_bytes_per_cycle) else tiling.est_dram_bytes / budget.dram_bytes_per_cycle
     return max(compute, memory)

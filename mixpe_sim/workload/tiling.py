@@ -148,8 +148,7 @@ def _best_tiling(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: 
 
 def _estimate(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision,
               mt: int, nt: int, kt: int, order: LoopOrder) -> Tiling:
-    m_tiles, n_tiles, k_tiles = ceil_div(spec.m, mt), ceil_div(spec.n, nt), ceil_div(spec.k, kt)
-    w_payload, w_scales = spec.weight_tile_bytes(kt, nt)
+    m_tiles, n_tiles = ceil_div(spec.m, mt), ceil_div(spec.n, nt)
     a_tile = spec.activation_tile_bytes(mt, kt)
     per_instance_w = spec.weight_bytes // spec.instances
     per_instance_a = spec.activation_bytes // spec.instances
@@ -166,11 +165,36 @@ def _estimate(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision,
         w_traffic = per_instance_w * (1 if weight_resident else m_tiles)
         a_traffic = per_instance_a * (1 if activation_resident else n_tiles)
     traffic = (w_traffic + a_traffic) * spec.instances + spec.output_bytes
-    inner = tile_cost(budget.array, precision, mt, nt, kt, w_payload + w_scales, a_tile, completes_output=False)
-    last = tile_cost(budget.array, precision, mt, nt, kt, w_payload + w_scales, a_tile, completes_output=True)
-    compute = m_tiles * n_tiles * ((k_tiles - 1) * inner.busy_cycles + last.busy_cycles) * spec.instances
+    compute = array_cycles(spec, budget, precision, mt, nt, kt)
     memory = 0.0 if math.isinf(budget.dram_bytes_per_cycle) else traffic / budget.dram_bytes_per_cycle
     return Tiling(mt, nt, kt, order, weight_resident, activation_resident, max(compute, memory), traffic, compute)
+
+
+def _extents(total: int, tile: int) -> list[tuple[int, int]]:
+    """(size, count) of the tiles covering `total`: full tiles and the remainder."""
+    full, rest = divmod(total, tile)
+    return [(tile, full)] * (full > 0) + [(rest, 1)] * (rest > 0)
+
+
+def array_cycles(spec: GemmSpec, budget: TileBudget, precision: GemmPrecision, mt: int, nt: int, kt: int) -> int:
+    """The array's busy cycles for the whole GEMM with every tile at its real size (a remainder tile
+    costs what it computes, not a full tile: ranking tilings by full-size remainders would favour
+    sizes that divide the GEMM into many small tiles)."""
+    k_tiles = _extents(spec.k, kt)
+    compute = 0
+    for m_size, m_count in _extents(spec.m, mt):
+        for n_size, n_count in _extents(spec.n, nt):
+            per_output = 0
+            for index, (k_size, k_count) in enumerate(k_tiles):
+                w_payload, w_scales = spec.weight_tile_bytes(k_size, n_size)
+                inner, last = (tile_cost(budget.array, precision, m_size, n_size, k_size, w_payload + w_scales,
+                                         spec.activation_tile_bytes(m_size, k_size), completes).busy_cycles
+                               for completes in (False, True))
+                # an output's last K tile pays the fill/drain: the remainder tile if there is one
+                completing = 1 if index == len(k_tiles) - 1 else 0
+                per_output += (k_count - completing) * inner + completing * last
+            compute += m_count * n_count * per_output
+    return compute * spec.instances
 
 
 def _too_small_message(spec: GemmSpec, budget: TileBudget, placement: str, row_limit: int) -> str:
