@@ -213,8 +213,11 @@ class StepModel:
         return terms
 
     def _dyadic(self, batch: int) -> tuple[int, int]:
+        """The anchors around `batch`: the power of two at or below it, or, above a power of two,
+        the batch one past it (the first with a remainder row tile: its own tiling regime, which
+        interpolation from the power of two itself would miss by up to 1 %), and the next power of two."""
         low = 1 << (batch.bit_length() - 1)
-        return low, min(2 * low, max(self.max_batch, batch))
+        return (low if batch == low else low + 1), min(2 * low, max(self.max_batch, batch))
 
     def _coarse(self, batch: int, context: int) -> list[tuple[float, Anchor]]:
         low, high = self._dyadic(batch)
