@@ -80,10 +80,14 @@ def dram_energy_j(cfg: DramMemoryConfig, time_ps: int, memory: MemoryCounters) -
     return classes
 
 
-def leakage_power_w(hw: HardwareConfig) -> float:
-    """The PE array's leakage (charged for the whole time of every run)."""
+def _leakage_pj(hw: HardwareConfig, time_ps: float) -> float:
+    """The PE array's leakage over `time_ps` (charged for the whole time of every run)."""
     pe = hw.energy.pe[hw.pe.energy_class]
-    return pe.leakage_pj_per_pe_cycle * hw.array.rows * hw.array.cols * hw.core_freq_hz / PJ_PER_J
+    return pe.leakage_pj_per_pe_cycle * (hw.array.rows * hw.array.cols) * (time_ps * hw.core_freq_hz / PS_PER_S)
+
+
+def leakage_power_w(hw: HardwareConfig) -> float:
+    return _leakage_pj(hw, PS_PER_S) / PJ_PER_J
 
 
 def idle_power_w(hw: HardwareConfig) -> float:
@@ -102,11 +106,9 @@ def idle_power_w(hw: HardwareConfig) -> float:
 def _core_pj(hw: HardwareConfig, time_ps: int, ops: list[OpCounters], op_dequant: list[str]) -> float:
     table = hw.energy
     pe = table.pe[hw.pe.energy_class]
-    pes = hw.array.rows * hw.array.cols
     reduce_pj_per_add = (table.reduce_fp_pj_per_add if hw.quant.activation_bits >= 16
                          else table.reduce_int_pj_per_add)
-    cycles = time_ps * hw.core_freq_hz / PS_PER_S
-    core_pj = pe.leakage_pj_per_pe_cycle * pes * cycles
+    core_pj = _leakage_pj(hw, time_ps)
     for counters, placement in zip(ops, op_dequant, strict=True):
         core_pj += pe.dynamic_pj_per_pe_cycle * counters.active_pe_cycles
         # a per-output rescale does the same multiply-adds as a per-group one

@@ -11,7 +11,8 @@ r, the part only the simulation knows (overlap between ops, DRAM efficiency, pip
 varies slowly. How r is found:
   * decode-only iterations (B sequences, mean context c): r is interpolated in B between anchors of
     B uniform sequences of context `base` (the power of two nearest c). The anchors start on the
-    powers of two and an interval is halved while its two ends differ by more than RATIO_TOLERANCE,
+    powers of two p and, above p, on p + 1 (the first batch with a remainder row tile, its own
+    tiling regime), and an interval is halved while its two ends differ by more than RATIO_TOLERANCE,
     so r's own steps (where the tiling changes what binds) get anchors on both sides. The change of
     r with context is interpolated (in log c) from anchors at the powers of two only.
   * iterations with prefill work: the first iteration that falls into a cell (prefill tokens in
@@ -57,9 +58,12 @@ DEFAULT_CHECK_SAMPLES = 8
 SCALES = ("time", "traffic", "work")
 
 
+# DRAM energy that goes with the bytes moved (refresh and background go with time)
+TRAFFIC_KEYS = (*(f"dram_energy.{c}" for c in DRAM_COMMAND_CLASSES if c != "refresh"), "dram_bytes")
+
+
 def _scale_of(key: str) -> str:
-    if key.startswith(("dram_energy.activate", "dram_energy.read", "dram_energy.write", "dram_energy.io",
-                       "dram_bytes")):
+    if key.startswith(TRAFFIC_KEYS):
         return "traffic"
     if key in ("macs", "dequant_ops", "active_pe_cycles", "reduce_ops", "vector_elements", "energy.core_dynamic",
                "energy.buffer") or key.startswith("buffer."):
@@ -164,8 +168,8 @@ class StepModel:
         if simulated is not None:  # an anchor, or a check of an earlier load: its simulation is the answer
             return Prediction(simulated.time_s, simulated.total_energy_j,
                               [(1.0, simulated, dict.fromkeys(SCALES, 1.0))])
-        shape = self._shape(tuple(sequences))
-        decodes = sum(1 for s in sequences if s.new_tokens == 1 and s.context_before > 0)
+        shape = self.estimator.shape_of(tuple(sequences))
+        decodes = sum(1 for s in sequences if s.is_decode)
         if decodes == len(sequences):
             mean_context = sum(s.context for s in sequences) / decodes
             coefficients = self._decode_coefficients(decodes, mean_context)
@@ -185,7 +189,7 @@ class StepModel:
         """The step simulated exactly (cached by composition)."""
         key = _composition(sequences)
         if key not in self._exact:
-            shape = self._shape(key)
+            shape = self.estimator.shape_of(key)
             started = time.perf_counter()
             outcome: StepOutcome = simulate_shape(self.hw, self.model, shape, self.exact, label=label)
             self._exact[key] = Anchor.of(self.hw, label, outcome.tally, self.estimator.estimate(shape),
@@ -249,9 +253,6 @@ class StepModel:
             self._cells[cell] = self.simulate(shape.sequences, f"anchor: {prefill_tokens} prefill tokens "
                                               f"and {decodes} decodes")
         return self._cells[cell]
-
-    def _shape(self, sequences: tuple[SequenceShape, ...]) -> StepShape:
-        return StepShape(sequences, self.kv_bits, self.hw.quant.activation_bits, self.quantize_lm_head)
 
 
 def _composition(sequences: Sequence[SequenceShape]) -> tuple[SequenceShape, ...]:

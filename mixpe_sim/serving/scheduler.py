@@ -26,7 +26,7 @@ Policy = Literal["vllm", "sarathi"]
 POLICIES: tuple[Policy, ...] = ("vllm", "sarathi")
 
 
-@dataclass
+@dataclass(eq=False)  # a sequence is itself: identity, so `in` and `remove` on the batch stay cheap
 class Running:
     """A request's progress: `kv_tokens` are cached; `pending` must be processed before its next
     token comes out (the prompt at first, then the last generated token, or everything again after a

@@ -75,11 +75,11 @@ class Iteration:
 
     @property
     def prefill_tokens(self) -> int:
-        return sum(s.new_tokens for s in self.sequences if not (s.new_tokens == 1 and s.context_before > 0))
+        return sum(s.new_tokens for s in self.sequences if not s.is_decode)
 
     @property
     def decodes(self) -> int:
-        return sum(1 for s in self.sequences if s.new_tokens == 1 and s.context_before > 0)
+        return sum(1 for s in self.sequences if s.is_decode)
 
 
 def check_requests(requests: Sequence[Request], kv: KvCache, options: ServeOptions, model: ModelSpec,
@@ -122,10 +122,11 @@ def serve(hw: HardwareConfig, model: ModelSpec, requests: Sequence[Request], opt
     duration_s = iterations[-1].end_s - requests[0].arrival_s if iterations else 0.0
     idle_s = max(0.0, duration_s - busy_s)
     idle_j = idle_power_w(hw) * idle_s
+    rows = [_request_row(s) for s in sequences]
     result = {
         **header("serve", duration_s),
         "qps": qps,
-        **_request_metrics(sequences, requests, duration_s, options),
+        **_request_metrics(sequences, rows, requests, duration_s, options),
         **_energy(tally, idle_j, sequences),
         **traffic_fields(hw, tally, duration_s),
         **_time_breakdown(tally, idle_s),
@@ -139,7 +140,7 @@ def serve(hw: HardwareConfig, model: ModelSpec, requests: Sequence[Request], opt
         **provenance(hw, workload, asdict(model), sum(a.events for a in step_model.anchors[simulated_before:]),
                      time.perf_counter() - started),
     }
-    return ServeOutcome(result, [_request_row(s) for s in sequences], [_timeline_row(it, kv) for it in iterations])
+    return ServeOutcome(result, rows, [_timeline_row(it, kv) for it in iterations])
 
 
 def _run(scheduler: Scheduler, requests: Sequence[Request], step_model: StepModel,
@@ -217,9 +218,8 @@ def _summary(values: Sequence[float]) -> dict[str, float | None]:
     return {"mean": float(array.mean()), **{f"p{p}": float(np.percentile(array, p)) for p in PERCENTILES}}
 
 
-def _request_metrics(sequences: list[Running], requests: Sequence[Request], duration_s: float,
-                     options: ServeOptions) -> dict[str, Any]:
-    rows = [_request_row(s) for s in sequences]
+def _request_metrics(sequences: list[Running], rows: list[dict[str, Any]], requests: Sequence[Request],
+                     duration_s: float, options: ServeOptions) -> dict[str, Any]:
     generated = sum(r.output_tokens for r in requests)
     prompt = sum(r.prompt_tokens for r in requests)
     good = [r for r in rows if _meets_slo(r, options)]

@@ -73,14 +73,14 @@ class StepEstimator:
                 sequences = (SequenceShape(tokens - logit_rows + 1),) + (SequenceShape(1),) * (logit_rows - 1)
             else:
                 sequences = (SequenceShape(tokens, 0, emits_token=False),)
-            self._rows[key] = self._sum(self._shape(sequences), attention=False)
+            self._rows[key] = self._sum(self.shape_of(sequences), attention=False)
         return self._rows[key]
 
     def attention_estimate(self, new: int, before: int) -> StepEstimate:
         """Attention of one sequence through every block (QK^T, softmax, PV of every head)."""
         key = (new, before)
         if key not in self._attention:
-            self._attention[key] = self._sum(self._shape((SequenceShape(new, before),)), attention=True)
+            self._attention[key] = self._sum(self.shape_of((SequenceShape(new, before),)), attention=True)
         return self._attention[key]
 
     def _sum(self, shape: StepShape, attention: bool) -> StepEstimate:
@@ -128,7 +128,8 @@ class StepEstimator:
     def _budget(self) -> TileBudget:
         return TileBudget.from_hw(self.hw)
 
-    def _shape(self, sequences: tuple[SequenceShape, ...]) -> StepShape:
+    def shape_of(self, sequences: tuple[SequenceShape, ...]) -> StepShape:
+        """The step of these sequences at this estimator's precisions."""
         return StepShape(sequences, self.kv_bits, self.hw.quant.activation_bits, self.quantize_lm_head)
 
 

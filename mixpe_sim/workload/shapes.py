@@ -57,6 +57,11 @@ class SequenceShape:
         """KV length attended to by the last new token (including the new tokens)."""
         return self.context_before + self.new_tokens
 
+    @property
+    def is_decode(self) -> bool:
+        """One new token after a cached context (a one-token prompt is a prefill)."""
+        return self.new_tokens == 1 and self.context_before > 0
+
 
 @dataclass(frozen=True, slots=True)
 class StepShape:
