@@ -22,7 +22,7 @@ COMPUTE_COLOR = "tab:green"
 STALL_COLORS = {"weight_load": "tab:blue", "activation_load": "tab:orange", "dependency": "tab:brown",
                 "vector": "tab:red", "output_writeback": "tab:pink", "dequant": "tab:olive",
                 "buffer_port": "tab:purple", "k_split_reduce": "tab:cyan", "drain": "tab:gray"}
-Rows = list[dict[str, float]]
+Rows = list[dict[str, float | None]]  # None: an empty CSV cell
 
 
 class MissingPlotExtra(MixpeError):
@@ -310,7 +310,8 @@ def _sweep_points(path: Path) -> list[tuple[float, float, str]]:
 def _read_csv(path: Path) -> Rows:
     with path.open() as handle:
         try:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            # an empty cell is a value the run does not have (a serving run's KV occupancy on unbounded memory)
+            return [{k: float(v) if v != "" else None for k, v in row.items()} for row in csv.DictReader(handle)]
         except (ValueError, TypeError) as exc:
             raise MixpeError(f"{path}: not mixpe-sim output ({exc})") from None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from mixpe_sim.report.files import csv_text, ensure_finite
 from mixpe_sim.report.output import to_json, write_atomic
-from mixpe_sim.report.plots import _figure, save_png
+from mixpe_sim.report.plots import _figure, _read_csv, save_png
 from mixpe_sim.report.tables import energy_lines, fmt_time, table
 from mixpe_sim.units import PS_PER_S
 
@@ -175,16 +175,12 @@ def _trace_load(writer: Any, r: Any) -> None:
 
 def plot_serve_dir(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     """The serving figures for a `serve --out` directory."""
-    import csv
-
     loads = result["loads"] if result["kind"] == "serve_load" else [result]
     written = []
     if len(loads) > 1:
         written.append(save_png(plot_latency_vs_load(loads), out_dir / "latency_vs_load.png"))
-    with (out_dir / "timeline.csv").open() as handle:
-        qps = loads[-1]["qps"]  # None (a trace's own arrivals) is written as an empty cell
-        rows = [row for row in csv.DictReader(handle) if row["qps"] == ("" if qps is None else str(qps))]
-    timeline = [{k: float(v) if v not in ("", "None") else None for k, v in row.items()} for row in rows]
+    qps = loads[-1]["qps"]  # None: a trace's own arrivals
+    timeline = [row for row in _read_csv(out_dir / "timeline.csv") if row["qps"] == qps]
     if timeline:
         written.append(save_png(plot_serving_timeline(timeline), out_dir / "serve_timeline.png"))
     return written
