@@ -63,10 +63,10 @@ def test_row_misses_in_one_bank_come_every_trc(name: str) -> None:
     banks, per_row = cfg.banks_per_channel, cfg.row_bytes // cfg.burst_bytes
     accesses = 200
     timing.serve(0, 1, 0, False)
-    first_act = timing.set_act[0]
+    first_act = timing.row_sets[0].act
     for row in range(1, accesses):
         timing.serve(row * banks * per_row, 1, 0, False)  # segment = row x banks: always bank 0
-    per_access_ps = (timing.set_act[0] - first_act) / (accesses - 1)
+    per_access_ps = (timing.row_sets[0].act - first_act) / (accesses - 1)
     assert per_access_ps == pytest.approx(round(cfg.timing.trc_ns * 1e3), rel=0.02)
 
 
@@ -83,7 +83,7 @@ def test_row_misses_spread_over_banks_are_limited_by_tfaw_and_trrd(name: str) ->
     t = cfg.timing
     bound_ns = max(t.tfaw_ns / 4, t.trrd_s_ns, t.trc_ns / cfg.banks_per_channel, t.tccd_s_ns)
     assert timing.stats.acts == accesses
-    assert (max(timing.set_act) / 1e3) / (accesses - 1) == pytest.approx(bound_ns, rel=0.02)
+    assert (max(row_set.act for row_set in timing.row_sets) / 1e3) / (accesses - 1) == pytest.approx(bound_ns, rel=0.02)
 
 
 def refresh_loss(cfg: DramMemoryConfig) -> float:

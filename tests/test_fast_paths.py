@@ -70,13 +70,15 @@ MAPPINGS = ["row_bank_column_bankgroup", "row_bank_column", "row_column_bank"]
 @pytest.mark.parametrize("mapping", MAPPINGS)
 @pytest.mark.parametrize("name", DRAM_PRESETS)
 def test_closed_form_dram_runs_equal_timing_every_burst_alone(name: str, mapping: str) -> None:
-    """Three interleaved streams (one of them writing), idle gaps and refresh, random run lengths."""
+    """Three interleaved streams (one of them writing), idle gaps and refresh, random run lengths; the
+    reference also times every row opening's ACTs one by one (no clean or shifted-clean opening)."""
     import random
 
     from mixpe_sim.hardware.dram.timing import ChannelTiming
 
     cfg = hw_with("mixpe-w4a16", name, **{"memory.mapping": mapping}).memory
     fast, slow = ChannelTiming(cfg), ChannelTiming(cfg)  # type: ignore[arg-type]
+    slow._clean_ok = slow._shifts_clean = False  # the reference times every opening's ACTs one by one
     rng = random.Random(5)
     streams = [rng.randrange(0, 1 << 20) for _ in range(3)]
     now = 0

@@ -34,6 +34,8 @@ class DramMemory:
         self._representative = self._timings[0]  # the channel lockstep mode times
         self._burst_bytes = cfg.burst_bytes
         self._granule_bursts = cfg.interleave_bytes // cfg.burst_bytes
+        self._stripe_bursts = self._granule_bursts * cfg.channels  # one granule on every channel
+        self._few_channels_bursts = (cfg.channels - 1) * self._granule_bursts  # more: every channel touched
         self._prepaid = 0  # channel bursts the representative served ahead of the transfers' shares
         self.counters = MemoryCounters(channel_busy_ps=[0] * cfg.channels)
         if self.lockstep:  # one call per transfer on the engine's hottest path
@@ -63,27 +65,28 @@ class DramMemory:
                   deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int:
         """The representative channel serves the transfer's average share (one call per transfer: this
         is bound as `request` and `access` in lockstep mode)."""
-        first, last = addr // self._burst_bytes, (addr + nbytes - 1) // self._burst_bytes
-        channels, granule = self.channels, self._granule_bursts
-        total = last - first + 1  # bursts over all channels
+        burst_bytes = self._burst_bytes
+        first = addr // burst_bytes
+        total = (addr + nbytes - 1) // burst_bytes - first + 1  # bursts over all channels
         need = total - self._prepaid
         timing = self._representative
         if need <= 0:  # carried by bursts already served for earlier transfers
             self._prepaid = -need
-            start = finish = max(now, timing.bus_free)
+            start = finish = now if now > timing.bus_free else timing.bus_free
         else:
+            channels, granule = self.channels, self._granule_bursts
             share = -(-need // channels)
             self._prepaid = share * channels - need
-            start, finish = timing.serve(first // (granule * channels) * granule + first % granule, share, now,
+            start, finish = timing.serve(first // self._stripe_bursts * granule + first % granule, share, now,
                                          is_write)
-            # the busiest channel of a transfer that spans few channels still carries its own bursts
-            touched = last // granule - first // granule + 1
-            if touched < channels:
-                busiest = start + (-(-total // touched) - 1) * timing.t.ccd_s + timing.t.burst
-                if busiest > finish:
-                    finish = busiest
+            if total <= self._few_channels_bursts:  # it may span fewer channels than there are
+                touched = (first + total - 1) // granule - first // granule + 1
+                if touched < channels:  # then the busiest carries its own bursts
+                    busiest = start + (-(-total // touched) - 1) * timing.t.ccd_s + timing.t.burst
+                    if busiest > finish:
+                        finish = busiest
         if self._trace.enabled:
-            self._trace.span("dram", f"channels x{channels} (lockstep)", direction(is_write), start, finish,
+            self._trace.span("dram", f"channels x{self.channels} (lockstep)", direction(is_write), start, finish,
                              {"bytes": nbytes})
         counters = self.counters  # _count, inlined: once per transfer
         counters.requests += 1

@@ -28,6 +28,7 @@ from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.units import ns_to_ps
 
 NEVER = -(10**18)  # "long ago": a constraint that no longer binds
+FAR_FUTURE = 10**18  # "never due"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +111,40 @@ class TimingPs:
 class ChannelStats:
     """Command counts of one timed channel (multiplied by the channels it stands for in lockstep)."""
 
+    burst_ps: int  # one burst on the data bus
     acts: int = 0
     row_misses: int = 0  # bursts that had to open their row (the first burst of each row-set opening)
     bursts: int = 0
-    busy_ps: int = 0  # data bus carrying data
     precharged_ps: int = 0  # all banks closed (precharge standby)
     refresh_stalls: int = 0  # all-bank refreshes the traffic had to wait for
 
     @property
     def row_hits(self) -> int:
         return self.bursts - self.row_misses
+
+    @property
+    def busy_ps(self) -> int:
+        """Data bus carrying data."""
+        return self.bursts * self.burst_ps
+
+
+class RowSet:
+    """The state of one row set: the row its ways hold open, their ACTs, when they may be used again."""
+
+    __slots__ = ("act", "act_ready", "first_way", "groups", "offsets", "pre_allowed", "ready", "refresh_seen",
+                 "row")
+
+    def __init__(self, groups: tuple[int, ...]) -> None:
+        self.groups = groups  # the bank group of each way
+        self.row = -1  # the open row (-1: closed)
+        self.act = NEVER  # first ACT of its last opening (tRC: every bank in the same order)
+        # its ACTs: the first at `act`, way (first_way + k) % ways at act + offsets[k]
+        self.first_way = 0
+        self.offsets: tuple[int, ...] = (0,) * len(groups)
+        self.ready = 0  # every way ready (its last ACT + tRCD)
+        self.pre_allowed = 0  # earliest PRE: tRAS after its ACTs, tRTP/tWR after its columns
+        self.act_ready = 0  # earliest ACT while closed: PRE + tRP, refresh end
+        self.refresh_seen = 0  # per-bank refresh: the last due time accounted for
 
 
 class ChannelTiming:
@@ -129,40 +154,39 @@ class ChannelTiming:
         self.geo = geo = ChannelGeometry.of(cfg)
         self.t = t = TimingPs.of(cfg)
         # read on every transfer: plain attributes, not the geometry's properties
-        self._segment_bursts, self._sets, self._set_groups = geo.segment_bursts, geo.sets, geo.set_groups
-        sets, ways = geo.sets, geo.ways
+        self._segment_bursts, self._sets = geo.segment_bursts, geo.sets
+        self._ways = geo.ways
+        self._write_hold = t.cwl + t.burst + t.wr  # last write command to the earliest PRE
+        ways = geo.ways
         self.closed_page = cfg.page_policy == "closed"
         self.per_bank_refresh = cfg.refresh == "per_bank"
-        self.set_row = [-1] * sets  # the open row of each row set (-1: closed)
-        self.set_act = [NEVER] * sets  # first ACT of its last opening (tRC: every bank in the same order)
-        # a set's ACTs: the first at set_act, way (set_first_way + k) % ways at set_act + offsets[k]
-        self.set_first_way = [0] * sets
-        self.set_offsets: list[tuple[int, ...]] = [(0,) * ways] * sets
-        self.set_ready = [0] * sets  # every way of the set ready (its last ACT + tRCD)
-        self.set_pre_allowed = [0] * sets  # earliest PRE: tRAS after its ACTs, tRTP/tWR after its columns
-        self.set_act_ready = [0] * sets  # earliest ACT while closed: PRE + tRP, refresh end
-        self.set_refresh_seen = [0] * sets  # per-bank refresh: the last due time accounted for
+        self.row_sets = [RowSet(groups) for groups in geo.set_groups]
         self.bus_free = 0
         self.last_col = NEVER  # last column command
         self.last_col_group = -1
         self.group_col = [NEVER] * cfg.bank_groups  # per bank group: last column (slow path only)
-        self.last_was_write = False
         self.last_write_end = NEVER  # end of the last write data (tWTR)
         self.last_write_group = -1
         self.last_read_col = NEVER  # last READ (tRTW)
-        self._acts = [NEVER] * 4  # ring of the last four ACTs (tFAW); _acts[_act_slot] is the oldest
-        self._act_slot = 0
+        self._acts = [NEVER] * 4  # the last four ACTs, oldest first (tFAW); see _act_ring
+        self._clean_base: int | None = None  # the first ACT of a clean opening whose ACTs the ring omits
+        self._last_act = NEVER
         self.last_act_group = -1
-        self.next_refresh = t.refi
+        self.next_refresh = FAR_FUTURE if self.per_bank_refresh else t.refi  # the next all-bank refresh
         self.open_sets = 0
         self.closed_since = 0  # all banks closed since (while open_sets == 0)
-        self.stats = ChannelStats()
+        self.stats = ChannelStats(t.burst)
         # ACT offsets of an opening the previous ACTs do not hold back: tRRD_S apart (consecutive ways are
         # in different bank groups), every fifth at least tFAW after the first of its window
         offsets = [0]
         for k in range(1, ways):
             offsets.append(max(offsets[-1] + t.rrd_s, offsets[k - 4] + t.faw if k >= 4 else 0))
         self._clean_offsets = tuple(offsets)
+        self._ring_from_clean = ways >= 4  # a clean opening's own ACTs fill the tFAW ring
+        # four ways in four bank groups: an opening right after a clean one is clean too, shifted (_open)
+        self._shifts_clean = ways == 4 and all(len(set(groups)) == 4 for groups in geo.set_groups)
+        self._clean_span = offsets[-1]  # first to last ACT of a clean opening
+        self._clean_ready, self._clean_pre = offsets[-1] + t.rcd, offsets[-1] + t.ras
         self._clean_ok = t.faw >= t.rrd_l  # then an ACT tFAW after the last one meets tRRD_L too
         self._ready_rises = all(b - a >= t.ccd_s for a, b in pairwise(offsets))
         # One bank: every command in one group (tCCD_L apart). Rotating groups with tCCD_L <= 2 tCCD_S:
@@ -179,63 +203,49 @@ class ChannelTiming:
 
         Returns (first data on the bus, end of the last data).
         """
-        seg_bursts, sets = self._segment_bursts, self._sets
+        seg_bursts = self._segment_bursts
         segment, phase = divmod(first_burst, seg_bursts)
-        t = self.t
-        row_set = segment % sets
-        if phase + bursts <= seg_bursts and self.set_row[row_set] == segment // sets and self._step and \
-                (self.per_bank_refresh or (now if now > self.bus_free else self.bus_free) < self.next_refresh):
-            # the common case of `_segment`, inlined: the whole run in one open row set
-            latency = t.cwl if is_write else t.cl
-            groups = self._set_groups[row_set]
-            ways = len(groups)
-            first = self.last_col + (t.ccd_l if groups[phase % ways] == self.last_col_group else t.ccd_s)
-            if first < now:
-                first = now
-            if first < self.bus_free - latency:
-                first = self.bus_free - latency
-            if is_write and first < self.last_read_col + t.rtw:
-                first = self.last_read_col + t.rtw
-            if first >= self.set_ready[row_set] and (is_write or first >= self.last_write_end + t.wtr_l):
-                self.stats.bursts += bursts
-                self.stats.busy_ps += bursts * t.burst
-                return self._finish_run(row_set, first, first + (bursts - 1) * self._step,
-                                        groups[(phase + bursts - 1) % ways], is_write, latency)
+        self.stats.bursts += bursts
+        if phase + bursts <= seg_bursts:  # one segment: most runs
+            row_set = self.row_sets[segment % self._sets]
+            bus_free = self.bus_free
+            if (now if now > bus_free else bus_free) >= self.next_refresh:
+                self._all_bank_refresh(now)
+            elif row_set.row == segment // self._sets and not is_write:
+                # the common case of `_segment`, inlined: a read of an open row set whose banks, the
+                # bus and the turnaround are ready
+                t = self.t
+                groups = row_set.groups
+                ways = self._ways
+                first = self.last_col + (t.ccd_l if groups[phase % ways] == self.last_col_group else t.ccd_s)
+                if first < now:
+                    first = now
+                if first < bus_free - t.cl:
+                    first = bus_free - t.cl
+                step = self._step
+                if step and first >= row_set.ready and first >= self.last_write_end + t.wtr_l \
+                        and not self.closed_page:
+                    last = first + (bursts - 1) * step
+                    self.last_col, self.last_col_group = last, groups[(phase + bursts - 1) % ways]
+                    if last + t.rtp > row_set.pre_allowed:
+                        row_set.pre_allowed = last + t.rtp
+                    self.bus_free = data_end = last + t.cl + t.burst
+                    self.last_read_col = last
+                    return first + t.cl, data_end
+            return self._segment(segment, phase, bursts, now, is_write, self._step)
         pos, end = first_burst, first_burst + bursts
         first_data = -1
         data_end = now
         while pos < end:
             segment, phase = divmod(pos, seg_bursts)
             run = end - pos if end - pos < seg_bursts - phase else seg_bursts - phase
-            if not self.per_bank_refresh and (now if now > self.bus_free else self.bus_free) >= self.next_refresh:
+            if (now if now > self.bus_free else self.bus_free) >= self.next_refresh:
                 self._all_bank_refresh(now)
             start, data_end = self._segment(segment, phase, run, now, is_write, self._step)
             if first_data < 0:
                 first_data = start
             pos += run
-        self.stats.bursts += bursts
-        self.stats.busy_ps += bursts * self.t.burst
         return first_data, data_end
-
-    def _finish_run(self, row_set: int, first: int, last: int, last_group: int, is_write: bool,
-                    latency: int) -> tuple[int, int]:
-        """After a run's column commands: when its set may precharge (tRTP after the last read, tWR after
-        the last write data), the bus, the turnaround state. Returns (first data, end of data)."""
-        t = self.t
-        self.last_col, self.last_col_group = last, last_group
-        hold = last + (t.cwl + t.burst + t.wr if is_write else t.rtp)
-        if hold > self.set_pre_allowed[row_set]:
-            self.set_pre_allowed[row_set] = hold
-        if self.closed_page:
-            self._precharge(row_set, self.set_pre_allowed[row_set])
-        data_end = last + latency + t.burst
-        self.bus_free = data_end
-        self.last_was_write = is_write
-        if is_write:
-            self.last_write_end, self.last_write_group = data_end, last_group
-        else:
-            self.last_read_col = last
-        return first + latency, data_end
 
     def serve_by_burst(self, first_burst: int, bursts: int, now: int, is_write: bool) -> tuple[int, int]:
         """Reference for `serve`: every burst timed on its own, each bank group's last command
@@ -244,73 +254,92 @@ class ChannelTiming:
         first_data, data_end = -1, now
         for pos in range(first_burst, first_burst + bursts):
             segment, phase = divmod(pos, seg_bursts)
-            if (phase == 0 or pos == first_burst) and not self.per_bank_refresh and \
+            if (phase == 0 or pos == first_burst) and \
                     (now if now > self.bus_free else self.bus_free) >= self.next_refresh:
                 self._all_bank_refresh(now)
             start, data_end = self._segment(segment, phase, 1, now, is_write, 0)
             if first_data < 0:
                 first_data = start
         self.stats.bursts += bursts
-        self.stats.busy_ps += bursts * self.t.burst
         return first_data, data_end
 
     def _segment(self, segment: int, phase: int, run: int, now: int, is_write: bool,
                  step: int) -> tuple[int, int]:
-        """`run` bursts of one segment from its burst `phase`; `step` > 0: the closed form may be used."""
-        t, geo = self.t, self.geo
-        row_set, row = segment % geo.sets, segment // geo.sets
-        if self.set_row[row_set] != row:
-            self._open(row_set, row, phase % geo.ways, now)
+        """`run` bursts of one segment from its burst `phase`; `step` > 0: the closed form may be used.
+        Returns (first data on the bus, end of the last data). The hottest code of a DRAM run: locals
+        and inlined helpers on purpose."""
+        sets = self._sets
+        row_set, row = self.row_sets[segment % sets], segment // sets
+        ways = self._ways
+        way = phase % ways
+        if row_set.row != row:
+            self._open(row_set, row, way, now)
             self.stats.row_misses += 1
+        t = self.t
+        groups = row_set.groups
+        first = self.last_col + (t.ccd_l if groups[way] == self.last_col_group else t.ccd_s)
+        if first < now:
+            first = now
         latency = t.cwl if is_write else t.cl
-        earliest = self.bus_free - latency  # its data must not start before the bus is free
-        if earliest < now:
-            earliest = now
-        if is_write and earliest < self.last_read_col + t.rtw:
-            earliest = self.last_read_col + t.rtw
-        groups = geo.set_groups[row_set]
-        ways = len(groups)
-        first_group = groups[phase % ways]
-        first = self.last_col + (t.ccd_l if first_group == self.last_col_group else t.ccd_s)
-        if first < earliest:
-            first = earliest
-        if step and (is_write or first >= self.last_write_end + t.wtr_l):
-            visits = run if run < ways else ways
-            if first >= self.set_ready[row_set]:  # no row, tWTR or bank-group wait: one arithmetic sequence
+        if first < self.bus_free - latency:  # its data must not start before the bus is free
+            first = self.bus_free - latency
+        if is_write:
+            if first < self.last_read_col + t.rtw:
+                first = self.last_read_col + t.rtw
+            closed_form = step
+        else:
+            closed_form = step and first >= self.last_write_end + t.wtr_l
+        if closed_form:
+            if first >= row_set.ready:  # no row, tWTR or bank-group wait: one arithmetic sequence
                 last = first + (run - 1) * step
-            elif phase % ways == self.set_first_way[row_set] and self.set_offsets[row_set] is self._clean_offsets \
-                    and self._ready_rises:
+            elif way == row_set.first_way and row_set.offsets is self._clean_offsets and self._ready_rises:
                 # the run that opened the set: visit j waits for ACT j (+ tRCD), and the ACTs are spaced
                 # at least `step` apart, so the last first visit is the later of the two lines
-                opened = self.set_act[row_set] + t.rcd
+                visits = run if run < ways else ways
+                opened = row_set.act + t.rcd
                 first = first if first > opened else opened
                 last = opened + self._clean_offsets[visits - 1]
                 if last < first + (visits - 1) * step:
                     last = first + (visits - 1) * step
                 last += (run - visits) * step
             else:  # each way's first command waits for its bank
-                last, way = first, phase % ways
+                visits = run if run < ways else ways
+                last, visit = first, way
                 for j in range(visits):
                     if j:
                         last += step
-                    if last < self._way_ready(row_set, way):
-                        last = self._way_ready(row_set, way)
+                    if last < self._way_ready(row_set, visit):
+                        last = self._way_ready(row_set, visit)
                     if j == 0:
                         first = last
-                    way = way + 1 if way + 1 < ways else 0
+                    visit = visit + 1 if visit + 1 < ways else 0
                 last += (run - visits) * step
             last_group = groups[(phase + run - 1) % ways]
         else:
             first, last, last_group = self._columns(row_set, phase, run, first, is_write, step)
-        return self._finish_run(row_set, first, last, last_group, is_write, latency)
+        # after the run's column commands: when its set may precharge (tRTP after the last read, tWR
+        # after the last write data), the bus, the turnaround state
+        self.last_col, self.last_col_group = last, last_group
+        hold = last + (self._write_hold if is_write else t.rtp)
+        if hold > row_set.pre_allowed:
+            row_set.pre_allowed = hold
+        if self.closed_page:
+            self._precharge(row_set, row_set.pre_allowed)
+        data_end = last + latency + t.burst
+        self.bus_free = data_end
+        if is_write:
+            self.last_write_end, self.last_write_group = data_end, last_group
+        else:
+            self.last_read_col = last
+        return first + latency, data_end
 
-    def _columns(self, row_set: int, phase: int, run: int, first: int, is_write: bool,
+    def _columns(self, row_set: RowSet, phase: int, run: int, first: int, is_write: bool,
                  step: int) -> tuple[int, int, int]:
         """Column commands one by one: each way's readiness, tWTR per bank group and every group's
         last command; with `step` > 0 only up to each way's first command, the rest at `step`.
         Returns the first and the last command and the last one's bank group."""
         t = self.t
-        groups, group_col = self.geo.set_groups[row_set], self.group_col
+        groups, group_col = row_set.groups, self.group_col
         ways = len(groups)
         col, group = self.last_col, self.last_col_group
         write_end = NEVER if is_write else self.last_write_end
@@ -338,45 +367,79 @@ class ChannelTiming:
 
     # ------------------------------------------------------------------ rows and activates
 
-    def _open(self, row_set: int, row: int, first_way: int, now: int) -> None:
-        """Open `row` in every bank of the row set: precharge what it holds, then activate the banks
-        in the order the run visits them, from `first_way`."""
+    def _open(self, row_set: RowSet, row: int, first_way: int, now: int) -> None:
+        """Open `row` in every bank of the row set: precharge what it holds (and refresh its banks when
+        a per-bank refresh fell due), then activate the banks in the order the run visits them, from
+        `first_way`. Runs on a third of the transfers: `_precharge` and `_bank_refresh` inlined."""
         t = self.t
-        if self.per_bank_refresh and now // t.refi * t.refi > self.set_refresh_seen[row_set]:
-            self._bank_refresh(row_set, now)
-        if self.set_row[row_set] >= 0:
-            pre = self.set_pre_allowed[row_set]
-            self._precharge(row_set, now if now > pre else pre)
-        groups = self.geo.set_groups[row_set]
-        ways = len(groups)
-        act = self.set_act[row_set] + t.rc
+        act_ready = row_set.act_ready
+        open_sets = self.open_sets
+        window = now // t.refi * t.refi if self.per_bank_refresh else 0
+        refresh = window > row_set.refresh_seen
+        if row_set.row >= 0:  # a refresh precharges as soon as allowed, a miss when requested
+            closed = row_set.pre_allowed
+            if closed < now and not refresh:
+                closed = now
+            closed += t.rp
+            if closed > act_ready:
+                act_ready = closed
+            open_sets -= 1
+            if not open_sets:
+                self.closed_since = closed
+        if refresh:  # the set's banks refresh while idle, from at most one period before it fell due
+            row_set.refresh_seen = window
+            act_ready = (window - t.refi if window - t.refi > act_ready else act_ready) + t.rfcpb
+        row_set.act_ready = act_ready
+        act = row_set.act + t.rc
         if act < now:
             act = now
-        if act < self.set_act_ready[row_set]:
-            act = self.set_act_ready[row_set]
-        acts, slot = self._acts, self._act_slot
-        if self._clean_ok and act >= acts[slot - 1] + t.faw:  # the earlier ACTs hold none of these back
+        if act < act_ready:
+            act = act_ready
+        groups = row_set.groups
+        clean = self._clean_ok and act >= self._last_act + t.faw  # the earlier ACTs hold none of these back
+        if not clean and self._shifts_clean and self._clean_base is not None:
+            # the last four ACTs are one clean opening's (four ways, four bank groups): this opening is
+            # the same pattern, started tRRD after the last of them and tFAW after the first
+            gap = t.rrd_l if groups[first_way] == self.last_act_group else t.rrd_s
+            if act < self._last_act + gap:
+                act = self._last_act + gap
+            if act < self._clean_base + t.faw:
+                act = self._clean_base + t.faw
+            clean = True
+        if clean:
             offsets = self._clean_offsets
-            for k in range(ways - 4 if ways > 4 else 0, ways):
-                acts[slot] = act + offsets[k]
-                slot = slot + 1 if slot < 3 else 0
-            self.last_act_group = groups[(first_way + ways - 1) % ways]
+            if self._ring_from_clean:  # the four latest ACTs are this opening's: the ring is written lazily
+                self._clean_base = act
+            else:
+                latest = [act + offset for offset in offsets]
+                self._acts = (self._acts + latest)[-4:]
+            self._last_act = act + self._clean_span
+            self.last_act_group = groups[first_way - 1]  # the way before the first: visited last
+            row_set.ready = act + self._clean_ready
+            row_set.pre_allowed = act + self._clean_pre
         else:
-            act, offsets, slot = self._activate_one_by_one(groups, first_way, act, acts, slot)
-        self._act_slot = slot
-        if not self.open_sets and act > self.closed_since:
+            act, offsets = self._activate_one_by_one(groups, first_way, act, self._act_ring())
+            self._last_act = act + offsets[-1]
+            row_set.ready = act + offsets[-1] + t.rcd
+            row_set.pre_allowed = act + offsets[-1] + t.ras
+        if not open_sets and act > self.closed_since:
             self.stats.precharged_ps += act - self.closed_since
-        self.open_sets += 1
-        self.set_row[row_set] = row
-        self.set_act[row_set], self.set_first_way[row_set], self.set_offsets[row_set] = act, first_way, offsets
-        self.set_ready[row_set] = act + offsets[-1] + t.rcd
-        self.set_pre_allowed[row_set] = act + offsets[-1] + t.ras
-        self.stats.acts += ways
+        self.open_sets = open_sets + 1
+        row_set.row, row_set.act, row_set.first_way, row_set.offsets = row, act, first_way, offsets
+        self.stats.acts += self._ways
 
-    def _activate_one_by_one(self, groups: tuple[int, ...], first_way: int, act: int, acts: list[int],
-                             slot: int) -> tuple[int, tuple[int, ...], int]:
+    def _act_ring(self) -> list[int]:
+        """The last four ACTs, oldest first (written out now if the last opening left them implicit)."""
+        if self._clean_base is not None:
+            self._acts = [self._clean_base + offset for offset in self._clean_offsets[-4:]]
+            self._clean_base = None
+        return self._acts
+
+    def _activate_one_by_one(self, groups: tuple[int, ...], first_way: int, act: int,
+                             acts: list[int]) -> tuple[int, tuple[int, ...]]:
         """ACTs of a set when earlier ACTs still bind: each tRRD_S/L after the previous one and tFAW
-        after the fourth before. Returns the first ACT, the offsets from it and the ring's next slot."""
+        after the fourth before (`acts`: the last four ACTs, oldest first, updated in place).
+        Returns the first ACT and the offsets from it."""
         t = self.t
         ways, last_group = len(groups), self.last_act_group
         first = act
@@ -385,31 +448,30 @@ class ChannelTiming:
         for k in range(ways):
             group = groups[way]
             if k:
-                act = acts[slot - 1]
-            if act < acts[slot - 1] + (t.rrd_l if group == last_group else t.rrd_s):
-                act = acts[slot - 1] + (t.rrd_l if group == last_group else t.rrd_s)
-            if act < acts[slot] + t.faw:
-                act = acts[slot] + t.faw
+                act = acts[-1]
+            if act < acts[-1] + (t.rrd_l if group == last_group else t.rrd_s):
+                act = acts[-1] + (t.rrd_l if group == last_group else t.rrd_s)
+            if act < acts[0] + t.faw:
+                act = acts[0] + t.faw
             if k == 0:
                 first = act
-            acts[slot] = act
-            slot = slot + 1 if slot < 3 else 0
+            del acts[0]
+            acts.append(act)
             offsets.append(act - first)
             last_group = group
             way = way + 1 if way + 1 < ways else 0
         self.last_act_group = last_group
-        return first, tuple(offsets), slot
+        spaced = tuple(offsets)
+        return first, self._clean_offsets if spaced == self._clean_offsets else spaced  # same: closed form applies
 
-    def _way_ready(self, row_set: int, way: int) -> int:
+    def _way_ready(self, row_set: RowSet, way: int) -> int:
         """When `way` of the open row set can take its first column command (its ACT + tRCD)."""
-        ways = self.geo.ways
-        return (self.set_act[row_set] + self.set_offsets[row_set][(way - self.set_first_way[row_set]) % ways]
-                + self.t.rcd)
+        return row_set.act + row_set.offsets[(way - row_set.first_way) % self._ways] + self.t.rcd
 
-    def _precharge(self, row_set: int, when: int) -> None:
-        self.set_row[row_set] = -1
-        if when + self.t.rp > self.set_act_ready[row_set]:
-            self.set_act_ready[row_set] = when + self.t.rp
+    def _precharge(self, row_set: RowSet, when: int) -> None:
+        row_set.row = -1
+        if when + self.t.rp > row_set.act_ready:
+            row_set.act_ready = when + self.t.rp
         self.open_sets -= 1
         if not self.open_sets:
             self.closed_since = when + self.t.rp
@@ -427,28 +489,22 @@ class ChannelTiming:
         start = max(due, self.bus_free)
         if not self.open_sets and start > self.closed_since:
             self.stats.precharged_ps += start - self.closed_since
-        if self.open_sets:
-            start = max(start, *(p for p, r in zip(self.set_pre_allowed, self.set_row, strict=True) if r >= 0)) + t.rp
-            self.set_row = [-1] * len(self.set_row)
+        if self.open_sets:  # every open set precharges once it may
+            for row_set in self.row_sets:
+                if row_set.row >= 0:
+                    row_set.row = -1
+                    if row_set.pre_allowed > start:
+                        start = row_set.pre_allowed
+            start += t.rp
             self.open_sets = 0
         blocked_until = start + t.rfc
         self.closed_since = blocked_until
-        self.set_act_ready = [ready if ready > blocked_until else blocked_until for ready in self.set_act_ready]
-        self.bus_free = max(self.bus_free, blocked_until)
+        for row_set in self.row_sets:
+            if row_set.act_ready < blocked_until:
+                row_set.act_ready = blocked_until
+        if blocked_until > self.bus_free:
+            self.bus_free = blocked_until
         self.stats.refresh_stalls += 1
-
-    def _bank_refresh(self, row_set: int, now: int) -> None:
-        """Per-bank refresh, looked at when a row set is opened. Each bank is due once per tREFI; the
-        controller refreshes a set's banks while it is idle (JEDEC lets a per-bank refresh be pulled in
-        or postponed), so it costs the traffic time only when the set's idle gap is shorter than tRFCpb."""
-        t = self.t
-        window = now // t.refi * t.refi  # the latest due time
-        self.set_refresh_seen[row_set] = window
-        if self.set_row[row_set] >= 0:
-            self._precharge(row_set, self.set_pre_allowed[row_set])
-        start = max(self.set_act_ready[row_set], window - t.refi)  # idle after its precharge, <= 1 period early
-        if start + t.rfcpb > self.set_act_ready[row_set]:
-            self.set_act_ready[row_set] = start + t.rfcpb
 
     # ------------------------------------------------------------------ state queries
 
@@ -460,7 +516,7 @@ class ChannelTiming:
 
     def is_row_hit(self, first_burst: int) -> bool:
         segment = first_burst // self.geo.segment_bursts
-        return self.set_row[segment % self.geo.sets] == segment // self.geo.sets
+        return self.row_sets[segment % self.geo.sets].row == segment // self.geo.sets
 
     @property
     def miss_lead_ps(self) -> int:
