@@ -64,6 +64,7 @@ class _ComputeUnit:
         self.env, self.operands, self.counters = env, operands, counters
         self.store, self._trace = store, trace
         self._run_ahead = run_ahead
+        self._scale_buffer = operands.buffers["scale"]
 
     def _hold(self, delay_ps: int) -> Generator[simpy.Event, None, None]:
         """Stay busy for `delay_ps`. When no event is due before the end (nothing else can act in the
@@ -76,10 +77,7 @@ class _ComputeUnit:
 
     def _wait_token(self, token_id: int, op: int, load_cause: str) -> Generator[simpy.Event, None, None]:
         """Wait until the token is in its buffer, attributing the wait to what holds it back."""
-        producer = self.operands.tokens[token_id].after_op
-        cause = load_cause
-        if producer != NO_OP and not self.operands.completion.done[producer]:
-            cause = "vector" if self.operands.ops[producer].kind == "vector" else "dependency"
+        cause = self._wait_cause(token_id, load_cause)
         start = self.env.now
         ready = self.operands.arrivals.ready_ps[token_id]
         if ready == NOT_YET:
@@ -87,6 +85,21 @@ class _ComputeUnit:
         else:
             yield from self._hold(ready - start)
         self._stall(op, cause, start)
+
+    def _skip_to_arrival(self, token_id: int, op: int, load_cause: str, ready_ps: int) -> None:
+        """`_wait_token` when the arrival time is known and no other event is due before it (run ahead):
+        the clock moves to the arrival at once, the wait is attributed as there; no generator."""
+        cause = self._wait_cause(token_id, load_cause)
+        start = self.env._now
+        self.env._now = ready_ps
+        self._stall(op, cause, start)
+
+    def _wait_cause(self, token_id: int, load_cause: str) -> str:
+        """What a wait for the token is attributed to: its load, or the op that has yet to produce it."""
+        producer = self.operands.tokens[token_id].after_op
+        if producer != NO_OP and not self.operands.completion.done[producer]:
+            return "vector" if self.operands.ops[producer].kind == "vector" else "dependency"
+        return load_cause
 
     def _stall(self, op: int, cause: str, start_ps: int) -> None:
         waited = self.env.now - start_ps
@@ -109,13 +122,12 @@ class _ComputeUnit:
     def _free(self, token_id: int) -> None:
         """The token's last use is over: its buffer space goes back (and may let the DMA load more)."""
         _, buffer_name, _, payload, scales, _ = self.operands.tokens[token_id]
-        buffers = self.operands.buffers
-        buffer, scale_buffer = buffers[buffer_name], buffers["scale"]
-        if scale_buffer is buffer or not scales:
+        buffer = self.operands.buffers[buffer_name]
+        if not scales or buffer is self._scale_buffer:
             buffer.release(payload + scales)
             return
         buffer.release(payload)
-        scale_buffer.release(scales)
+        self._scale_buffer.release(scales)
 
 
 class PEArray(_ComputeUnit):
@@ -157,19 +169,30 @@ class PEArray(_ComputeUnit):
         ready_ps, entries = self.operands.arrivals.ready_ps, self._entries
         deliver, remaining, free = self.operands.arrivals.deliver, self.operands.remaining_uses, self._free
         counters, submit, queue = self.counters, self.store.submit, env._queue
+        skip, output = self._skip_to_arrival, self.operands.buffers["output"]
         for step in steps:
             op, mt, nt, kt, w_token, a_token, _, first_k, last_k, out_addr, out_bytes, out_token = step
             ready = ready_ps[w_token]
-            if ready == NOT_YET or ready > env._now:
+            if ready > env._now:  # on its way (NOT_YET is below any time): run ahead to it if nothing is due
+                if run_ahead and (not queue or queue[0][0] > ready):
+                    skip(w_token, op, "weight_load", ready)
+                else:
+                    yield from self._wait_token(w_token, op, "weight_load")
+            elif ready == NOT_YET:
                 yield from self._wait_token(w_token, op, "weight_load")
             ready = ready_ps[a_token]
-            if ready == NOT_YET or ready > env._now:
+            if ready > env._now:
+                if run_ahead and (not queue or queue[0][0] > ready):
+                    skip(a_token, op, "activation_load", ready)
+                else:
+                    yield from self._wait_token(a_token, op, "activation_load")
+            elif ready == NOT_YET:
                 yield from self._wait_token(a_token, op, "activation_load")
             key = (op, mt, nt, kt, first_k, last_k)
             entry = entries.get(key)
             if entry is None:
                 entry = entries[key] = self._entry(step)
-            if first_k:
+            if first_k and not output.try_reserve(entry.psum_bytes):  # no wait (the common case): no generator
                 yield from self._reserve_output(op, entry.psum_bytes)
             start = env._now
             end = start + entry.busy_ps

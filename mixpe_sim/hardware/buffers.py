@@ -26,6 +26,7 @@ class Buffer:
         self.free_bytes = cfg.capacity_bytes
         self._waiters: deque[tuple[int, simpy.Event]] = deque()
         self._trace = trace
+        self._traced = trace.enabled  # read on every reservation and release
         self.counters = BufferCounters()
         # set by the DMA that fills this buffer when it stops for lack of space: called once on the next release
         self.wake_on_release: Callable[[], None] | None = None
@@ -42,7 +43,7 @@ class Buffer:
         occupancy = self.capacity_bytes - self.free_bytes  # _grew, inlined: the DMA calls this per tile
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
-        if self._trace.enabled:
+        if self._traced:
             self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, occupancy)
         return True
 
@@ -61,7 +62,7 @@ class Buffer:
         self.free_bytes += nbytes
         if self._waiters:
             self._grant()
-        if self._trace.enabled:
+        if self._traced:
             self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, self.occupancy_bytes)
         wake = self.wake_on_release
         if wake is not None:
@@ -80,5 +81,5 @@ class Buffer:
         occupancy = self.capacity_bytes - self.free_bytes
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
-        if self._trace.enabled:
+        if self._traced:
             self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, occupancy)

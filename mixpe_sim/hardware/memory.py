@@ -80,6 +80,7 @@ class FlatMemory(_BusyUntil):
         self.channels = 1
         self._latency_ps = ns_to_ps(cfg.latency_ns)
         self._bw_bytes_per_s = cfg.bw_bytes_per_s
+        self._duration_ps: dict[int, int] = {}  # transfer bytes -> time on the link
         self._bus_free_ps = 0
         self.counters = MemoryCounters(channel_busy_ps=[0])
         self._trace = trace
@@ -87,7 +88,9 @@ class FlatMemory(_BusyUntil):
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         bus_free = self._bus_free_ps
         start = now_ps if now_ps > bus_free else bus_free
-        duration = -(-nbytes * PS_PER_S // self._bw_bytes_per_s)
+        duration = self._duration_ps.get(nbytes)
+        if duration is None:  # few distinct tile sizes: the wide-integer division once per size
+            duration = self._duration_ps[nbytes] = -(-nbytes * PS_PER_S // self._bw_bytes_per_s)
         self._bus_free_ps = end = start + duration
         counters = self.counters
         counters.channel_busy_ps[0] += duration

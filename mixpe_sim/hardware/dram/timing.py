@@ -112,7 +112,7 @@ class ChannelStats:
     """Command counts of one timed channel (multiplied by the channels it stands for in lockstep)."""
 
     burst_ps: int  # one burst on the data bus
-    acts: int = 0
+    ways: int  # banks activated per row-set opening
     row_misses: int = 0  # bursts that had to open their row (the first burst of each row-set opening)
     bursts: int = 0
     precharged_ps: int = 0  # all banks closed (precharge standby)
@@ -121,6 +121,11 @@ class ChannelStats:
     @property
     def row_hits(self) -> int:
         return self.bursts - self.row_misses
+
+    @property
+    def acts(self) -> int:
+        """Activates: each row-set opening activates every way of the set."""
+        return self.row_misses * self.ways
 
     @property
     def busy_ps(self) -> int:
@@ -175,7 +180,7 @@ class ChannelTiming:
         self.next_refresh = FAR_FUTURE if self.per_bank_refresh else t.refi  # the next all-bank refresh
         self.open_sets = 0
         self.closed_since = 0  # all banks closed since (while open_sets == 0)
-        self.stats = ChannelStats(t.burst)
+        self.stats = ChannelStats(t.burst, geo.ways)
         # ACT offsets of an opening the previous ACTs do not hold back: tRRD_S apart (consecutive ways are
         # in different bank groups), every fifth at least tFAW after the first of its window
         offsets = [0]
@@ -426,7 +431,6 @@ class ChannelTiming:
             self.stats.precharged_ps += act - self.closed_since
         self.open_sets = open_sets + 1
         row_set.row, row_set.act, row_set.first_way, row_set.offsets = row, act, first_way, offsets
-        self.stats.acts += self._ways
 
     def _act_ring(self) -> list[int]:
         """The last four ACTs, oldest first (written out now if the last opening left them implicit)."""
