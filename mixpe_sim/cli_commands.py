@@ -92,6 +92,8 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="also write DIR/trace.json (Perfetto), DIR/timeline.csv and, with the plot extra, PNGs")
     parser.add_argument("--trace-level", choices=TRACE_LEVELS, default="tile",
                         help="trace detail: ops and blocks; + tiles, stalls, DMA (default); + DRAM transactions")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="with --trace: no PNGs even with the plot extra (`mixpe-sim plot DIR` draws them later)")
     add_quiet_option(parser)
 
 
@@ -108,7 +110,7 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], render: Callable[[
     _warn_wasted_memory(result)
     if args.out is not None:
         write_run_outputs(args.out, result)
-        if getattr(args, "trace", False):
+        if getattr(args, "trace", False) and not args.no_plots:
             _plot_if_available(args.out)
         finish_output_dir(args.out, result)
     emit(args, result, render)

@@ -170,6 +170,13 @@ def test_run_trace_shows_prefill_then_the_first_token(tmp_path: Path, capsys: py
         assert (out / name).stat().st_size > 0, name
 
 
+def test_no_plots_writes_the_trace_and_timeline_only(tmp_path: Path) -> None:
+    assert main(["step", "--model", TINY, "--phase", "decode", "--context", "64", "--trace", "--no-plots",
+                 "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    assert (tmp_path / "trace.json").stat().st_size > 0 and (tmp_path / "timeline.csv").stat().st_size > 0
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_trace_needs_out_dir(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["step", "--phase", "decode", "--model", TINY, "--trace"]) == 2
     assert "--trace: needs --out DIR" in capsys.readouterr().err

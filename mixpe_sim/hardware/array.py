@@ -48,6 +48,8 @@ class _TileEntry:
     psum_bytes: int
     cost: TileCost
     active_pe_cycles: float
+    traced_active_pes: float  # active PEs per compute cycle, as the trace shows it
+    dequant_ps: int
     weight_read_bytes: int
     scale_read_bytes: int
     activation_read_bytes: int
@@ -158,6 +160,8 @@ class PEArray(_ComputeUnit):
             psum_bytes=ceil_div(step.mt * step.nt * self._psum_bits, BITS_PER_BYTE),
             cost=cost,
             active_pe_cycles=cost.macs / par.macs_per_pe_cycle,
+            traced_active_pes=round(cost.macs / par.macs_per_pe_cycle / max(1, cost.compute_cycles), 3),
+            dequant_ps=cycles_to_ps(cost.dequant_cycles, self._freq_hz),
             weight_read_bytes=weight.payload_bytes * cost.weight_passes,
             scale_read_bytes=weight.scale_bytes * cost.weight_passes,
             activation_read_bytes=activation.payload_bytes * cost.activation_passes,
@@ -221,19 +225,18 @@ class PEArray(_ComputeUnit):
         self._fold_tally()
 
     def _trace_tile(self, step: TileStep, entry: _TileEntry, start: int) -> None:
-        op = self.operands.ops[step.op]
+        op_index, mt, nt, kt = step[0], step[1], step[2], step[3]
+        op = self.operands.ops[op_index]
         cost = entry.cost
         # the MAC part and the tail where a slower overlapped resource held the MACs back, as counted
         compute_end = start + entry.compute_ps
         self._trace.span(self.name, "tiles", op.name, start, compute_end,
-                         {"op": step.op, "m": step.mt, "n": step.nt, "k": step.kt,
-                          "active_pes": round(entry.active_pe_cycles / max(1, cost.compute_cycles), 3)})
-        if self.env.now > compute_end:
-            self._trace.span(self.name, "stall", entry.overlap_stall_cause, compute_end, self.env.now)
+                         {"op": op_index, "m": mt, "n": nt, "k": kt, "active_pes": entry.traced_active_pes})
+        if self.env._now > compute_end:
+            self._trace.span(self.name, "stall", entry.overlap_stall_cause, compute_end, self.env._now)
         if cost.dequant_ops:
-            self._trace.span("dequant", "dequant", f"{op.dequant} dequant", start,
-                             start + cycles_to_ps(cost.dequant_cycles, self._freq_hz),
-                             {"op": step.op, "ops": cost.dequant_ops})
+            self._trace.span("dequant", "dequant", f"{op.dequant} dequant", start, start + entry.dequant_ps,
+                             {"op": op_index, "ops": cost.dequant_ops})
 
     def _fold_tally(self) -> None:
         """Turn (tile kind -> count) into op counters and buffer traffic."""

@@ -27,6 +27,7 @@ class Buffer:
         self._waiters: deque[tuple[int, simpy.Event]] = deque()
         self._trace = trace
         self._traced = trace.enabled  # read on every reservation and release
+        self._component = f"buffer.{name}"  # as the trace names it
         self.counters = BufferCounters()
         # set by the DMA that fills this buffer when it stops for lack of space: called once on the next release
         self.wake_on_release: Callable[[], None] | None = None
@@ -44,7 +45,7 @@ class Buffer:
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
         if self._traced:
-            self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, occupancy)
+            self._trace.counter(self._component, "occupancy_bytes", self.env.now, occupancy)
         return True
 
     def reserve(self, nbytes: int) -> Generator[simpy.Event, None, None]:
@@ -63,7 +64,7 @@ class Buffer:
         if self._waiters:
             self._grant()
         if self._traced:
-            self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, self.occupancy_bytes)
+            self._trace.counter(self._component, "occupancy_bytes", self.env.now, self.occupancy_bytes)
         wake = self.wake_on_release
         if wake is not None:
             self.wake_on_release = None
@@ -82,4 +83,4 @@ class Buffer:
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
         if self._traced:
-            self._trace.counter(f"buffer.{self.name}", "occupancy_bytes", self.env.now, occupancy)
+            self._trace.counter(self._component, "occupancy_bytes", self.env.now, occupancy)

@@ -7,6 +7,7 @@ active PEs), so integrating a bandwidth counter over time gives back exactly the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mixpe_sim.report.files import csv_text
 from mixpe_sim.report.output import write_atomic
@@ -26,6 +27,16 @@ class TraceRecording(TeeSink):
         if hardware_sha256:  # which hardware configuration the trace is of (trace.json "otherData")
             self.writer.other_data["hardware_sha256"] = hardware_sha256
         super().__init__(self.writer, self.timeline)
+
+    def span(self, component: str, lane: str, name: str, start_ps: int, end_ps: int,
+             args: dict[str, Any] | None = None) -> None:
+        """Both sinks, without the general fan-out loop (one call per tile and per transfer)."""
+        self.writer.span(component, lane, name, start_ps, end_ps, args)
+        self.timeline.span(component, lane, name, start_ps, end_ps, args)
+
+    def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
+        self.writer.counter(component, name, time_ps, value)
+        self.timeline.counter(component, name, time_ps, value)
 
     def close(self) -> None:
         self.timeline.close()

@@ -34,23 +34,26 @@ class TimelineRecorder:
         self.series: dict[str, list[float]] = {}
         self.end_ps = 0
         self._levels: dict[str, tuple[int, float]] = {}
+        self._keys: dict[tuple[str, str], str] = {}  # (prefix, name) -> series key: spans come per tile
 
     # ------------------------------------------------------------ sink interface
 
     def span(self, component: str, lane: str, name: str, start_ps: int, end_ps: int,
              args: dict[str, Any] | None = None) -> None:
-        self._extend(end_ps)
+        if end_ps > self.end_ps:
+            self._extend(end_ps)
         if args and "bytes" in args:
-            self._add(f"bytes.{component}", start_ps, end_ps, args["bytes"])
+            self._add(self._key("bytes", component), start_ps, end_ps, args["bytes"])
         if component == PE_ARRAY:
             if lane == "stall":
-                self._add(f"stall.{name}", start_ps, end_ps, end_ps - start_ps)
+                self._add(self._key("stall", name), start_ps, end_ps, end_ps - start_ps)
             elif args and "active_pes" in args:
                 self._add("active_pes", start_ps, end_ps, args["active_pes"] * (end_ps - start_ps))
 
     def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
-        self._extend(time_ps)
-        key = f"{component}.{name}"
+        if time_ps > self.end_ps:
+            self._extend(time_ps)
+        key = self._key(component, name)
         previous = self._levels.get(key)
         if previous is not None and time_ps > previous[0]:
             self._add(key, previous[0], time_ps, previous[1] * (time_ps - previous[0]))
@@ -102,6 +105,12 @@ class TimelineRecorder:
 
     # ------------------------------------------------------------ binning
 
+    def _key(self, prefix: str, name: str) -> str:
+        key = self._keys.get((prefix, name))
+        if key is None:
+            key = self._keys[(prefix, name)] = f"{prefix}.{name}"
+        return key
+
     def _extend(self, time_ps: int) -> None:
         if time_ps > self.end_ps:
             self.end_ps = time_ps
@@ -116,9 +125,13 @@ class TimelineRecorder:
         """Spread `amount` evenly over [start, end); an instantaneous amount goes to its window.
         The caller has already extended the run to `end_ps`."""
         width = self.window_ps
-        bins = self.series.setdefault(key, [])
+        bins = self.series.get(key)
+        if bins is None:
+            bins = self.series[key] = []
         first = start_ps // width
-        last = max(first, (end_ps - 1) // width)
+        last = (end_ps - 1) // width
+        if last < first:
+            last = first
         if len(bins) <= last:
             bins.extend([0.0] * (last + 1 - len(bins)))
         if first == last:
