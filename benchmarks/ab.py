@@ -1,0 +1,97 @@
+"""A/B wall time of mixpe-sim commands: another checkout against this one. Not a test: run it by hand.
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/ab.py --before /tmp/before --runs 5 -- run --memory hbm3 --json
+    python benchmarks/ab.py --before /tmp/before --runs 5 --file cases.txt   # one command per line
+
+Single runs on a shared 2-core machine differ by up to 1.6x within minutes (docs/performance.md), so
+each command runs alternately from both checkouts `--runs` times, each in a fresh process, and the
+minimum of each is compared. Both run the same interpreter with matplotlib hidden (no PNGs, whichever
+extras are installed); a command's `OUT` is replaced by a fresh temporary directory. The result JSONs
+(`--json` commands) are compared too, apart from wall times: a speed-up must not change a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+THIS_CHECKOUT = Path(__file__).resolve().parent.parent
+ENTRY = ("import sys; sys.modules['matplotlib'] = None; from mixpe_sim.cli import main; "
+         "sys.exit(main(sys.argv[1:]))")
+WALL_KEYS = ("wall_s", "simulation_wall_s")
+
+
+def run_once(checkout: Path, args: list[str]) -> tuple[float, str]:
+    """Wall seconds of one fresh process running `args` from `checkout`, and its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = tempfile.mkdtemp(prefix="mixpe-ab-")
+    try:
+        argv = [a.replace("OUT", str(Path(out) / "out")) for a in args]
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", ENTRY, *argv], env=env, check=True, capture_output=True,
+                              text=True)
+        return time.perf_counter() - start, done.stdout
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def without_wall_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_wall_times(v) for k, v in value.items() if k not in WALL_KEYS}
+    if isinstance(value, list):
+        return [without_wall_times(v) for v in value]
+    return value
+
+
+def same_result(before: str, after: str) -> bool | None:
+    """Equal JSON apart from wall times; None when the command does not print JSON."""
+    try:
+        return without_wall_times(json.loads(before)) == without_wall_times(json.loads(after))
+    except json.JSONDecodeError:
+        return None
+
+
+def compare(before: Path, args: list[str], runs: int) -> dict[str, Any]:
+    walls: dict[str, list[float]] = {"before": [], "after": []}
+    outputs: dict[str, str] = {}
+    for _ in range(runs):
+        for label, checkout in (("before", before), ("after", THIS_CHECKOUT)):
+            wall, outputs[label] = run_once(checkout, args)
+            walls[label].append(wall)
+    best = {label: min(values) for label, values in walls.items()}
+    return {"command": shlex.join(args), "before_s": round(best["before"], 3), "after_s": round(best["after"], 3),
+            "after_over_before": round(best["after"] / best["before"], 3),
+            "same_result": same_result(outputs["before"], outputs["after"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, required=True, help="the other checkout (its root directory)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command from each checkout")
+    parser.add_argument("--file", type=Path, help="commands, one per line")
+    parser.add_argument("command", nargs="*", help="one mixpe-sim command (after --)")
+    args = parser.parse_args()
+    commands = [shlex.split(line) for line in args.file.read_text().splitlines() if line.strip()] if args.file else []
+    if args.command:
+        commands.append(args.command)
+    if not commands or args.runs < 1:
+        parser.error("give a command (after --) or --file, and --runs >= 1")
+    for command in commands:
+        row = compare(args.before, command, args.runs)
+        same = {True: "same result", False: "RESULTS DIFFER", None: "no JSON"}[row["same_result"]]
+        print(f"{row['command']:72s} before {row['before_s']:7.2f} s  after {row['after_s']:7.2f} s  "
+              f"{row['after_over_before']:.3f}  {same}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
