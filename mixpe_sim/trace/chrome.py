@@ -17,6 +17,7 @@ from typing import Any, Literal
 from mixpe_sim._version import __version__
 from mixpe_sim.report.output import publish
 
+DURATIONS_CACHED = 1 << 16  # formatted slice durations kept (tile kinds repeat; bounded for long runs)
 TraceLevel = Literal["layer", "tile", "transaction"]
 TRACE_LEVELS: tuple[TraceLevel, ...] = ("layer", "tile", "transaction")
 # processes listed top to bottom in the viewer
@@ -53,7 +54,7 @@ class ChromeTraceWriter:
         self._lanes: dict[tuple[str, str], _Lane | None] = {}  # None: the level drops the component
         self._tids: dict[tuple[str, str, int], int] = {}
         self._names: dict[str, str] = {}  # slice name -> its JSON string
-        self._durations: dict[int, str] = {}  # tiles repeat: few distinct durations
+        self._durations: dict[int, str] = {}  # tiles repeat: few distinct durations (transfers: many)
         self.events_written = 0
         self.other_data: dict[str, Any] = {"tool": "mixpe-sim", "version": __version__}
 
@@ -76,7 +77,9 @@ class ChromeTraceWriter:
         duration = end_ps - start_ps
         dur = self._durations.get(duration)
         if dur is None:
-            dur = self._durations[duration] = fixed_us(duration)
+            dur = fixed_us(duration)
+            if len(self._durations) < DURATIONS_CACHED:
+                self._durations[duration] = dur
         self._emit(f'{{"ph":"X","name":{name_json},"pid":{state.pid},"tid":{tid},'
                    f'"ts":{fixed_us(start_ps)},"dur":{dur}{_args(args) if args else ""}}}')
 

@@ -375,7 +375,7 @@ class ChannelTiming:
     def _open(self, row_set: RowSet, row: int, first_way: int, now: int) -> None:
         """Open `row` in every bank of the row set: precharge what it holds (and refresh its banks when
         a per-bank refresh fell due), then activate the banks in the order the run visits them, from
-        `first_way`. Runs on a third of the transfers: `_precharge` and `_bank_refresh` inlined."""
+        `first_way`. Runs on up to half of the transfers: the precharge and the per-bank refresh inline."""
         t = self.t
         act_ready = row_set.act_ready
         open_sets = self.open_sets
