@@ -54,6 +54,10 @@ def case(label: str, args: list[str], t1m: float, target_t1m: float | None = Non
             "result": result}
 
 
+def _without_wall(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "wall_s"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exact", action="store_true", help="also prompt 2048 + gen 256 with --exact")
@@ -90,7 +94,10 @@ def main() -> None:
         default = rows[5]["result"]  # the default-mode 2048 + 256 run above
         for key in ("ttft_s", "tpot_s"):
             exact[f"default_{key}_error"] = default[key] / exact["result"][key] - 1
-        rows.append(exact)
+        pooled = case("run prompt 2048 + gen 256, --exact --workers 2",
+                      ["run", "--prompt", "2048", "--gen", "256", "--exact", "--workers", "2"], t1m, 100.0)
+        pooled["same_result_as_one_worker"] = _without_wall(pooled["result"]) == _without_wall(exact["result"])
+        rows += [exact, pooled]
     if args.serve:
         served = case("serve 1000 requests (256 + 128, 8 req/s, dc-mixpe-w4a16)",
                       ["serve", "--hw", "dc-mixpe-w4a16", "--prompt", "256", "--gen", "128", "--qps", "8",
@@ -107,7 +114,8 @@ def main() -> None:
     print(f"t1M (1 M bare SimPy timeouts) on this machine: {t1m:.2f} s")
     for row in rows:
         extra = "".join(f", {k} {v}" for k, v in row.items()
-                        if k in ("target_t1M", "vs_flat", "vs_untraced", "iterations_per_s", "step_model_error")
+                        if k in ("target_t1M", "vs_flat", "vs_untraced", "iterations_per_s", "step_model_error",
+                                 "same_result_as_one_worker")
                         or k.endswith("_error"))
         print(f"{row['case']:58s} {row['wall_s']:8.2f} s {row['t1M']:7.2f} t1M  {row['events']:>10,} events"
               f"{extra}")

@@ -172,7 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = _traced(args, hw, lambda sink: simulate_request(
             hw, model, args.prompt, args.gen, args.batch, exact=args.exact, kv_bits=args.kv_bits,
             quantize_lm_head=args.quantize_lm_head, decode_samples=args.decode_samples,
-            allow_long_context=args.allow_long_context, max_work=args.max_work, progress=progress, sink=sink))
+            allow_long_context=args.allow_long_context, max_work=args.max_work, progress=progress, sink=sink,
+            workers=args.workers))
     return _finish(args, result.to_dict(), render_run)
 
 
@@ -210,6 +211,8 @@ def register_run(sub: Any) -> None:
     run.add_argument("--gen", type=positive_int, default=32, help="generated tokens per sequence (default 32)")
     run.add_argument("--decode-samples", type=_at_least_two, default=6,
                      help="decode steps simulated in default mode, the rest interpolated (default 6)")
+    run.add_argument("--workers", type=positive_int, default=1,
+                     help="local processes for the decode steps (default 1; the result does not depend on it)")
     run.set_defaults(handler=cmd_run)
 
     step = sub.add_parser("step", help="simulate one forward step (all layers)")

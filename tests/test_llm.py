@@ -142,6 +142,44 @@ def test_default_mode_within_one_percent_of_exact(attention: str) -> None:
     assert fast["events"] < exact["events"] / 2
 
 
+def without_wall_time(result: dict) -> dict:
+    return {key: value for key, value in result.items() if key != "wall_s"}
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_decode_steps_in_worker_processes_give_the_same_result(exact: bool) -> None:
+    """Every step starts from an idle machine: where it is simulated cannot change a number."""
+    hw, model = hw_with(), load_model(TINY)
+    wl = Workload(model=TINY, prompt=96, gen=6 if exact else 12)
+    alone = run_request(hw, model, wl, exact=exact, decode_samples=4)
+    pooled = run_request(hw, model, wl, exact=exact, decode_samples=4, workers=2)
+    assert without_wall_time(pooled) == without_wall_time(alone)
+
+
+def test_a_traced_request_with_workers_traces_the_same_steps(tmp_path: Path) -> None:
+    from mixpe_sim.cli import main
+
+    runs = {}
+    for workers in ("1", "3"):
+        out = tmp_path / workers
+        assert main(["run", "--model", TINY, "--prompt", "64", "--gen", "5", "--exact", "--trace", "--no-plots",
+                     "--workers", workers, "--out", str(out), "--json", "--quiet"]) == 0
+        runs[workers] = (json.loads((out / "result.json").read_text()), (out / "trace.json").read_bytes())
+    assert without_wall_time(runs["3"][0]) == without_wall_time(runs["1"][0])
+    assert runs["3"][1] == runs["1"][1]
+
+
+def test_workers_must_be_a_positive_whole_number(capsys: pytest.CaptureFixture[str]) -> None:
+    import mixpe_sim as ms
+    from mixpe_sim.cli import main
+
+    with pytest.raises(ms.ConfigError, match="workers: must be a whole number >= 1"):
+        ms.simulate_request("mixpe-w4a16", TINY, prompt=32, gen=2, workers=0)
+    with pytest.raises(SystemExit) as exited:  # an argparse usage error
+        main(["run", "--model", TINY, "--workers", "0"])
+    assert exited.value.code == 2 and "--workers: must be positive" in capsys.readouterr().err
+
+
 def test_run_result_contract_and_consistency() -> None:
     hw = hw_with()
     model = load_model(TINY)

@@ -12,7 +12,8 @@ Default mode uses two shortcuts, each checked against `--exact` by the test suit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -143,30 +144,68 @@ def interpolate(sampled: dict[int, Tally], context: int) -> Tally:
 
 def run_request(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool = False,
                 decode_samples: int = DEFAULT_DECODE_SAMPLES, trace: TraceSink = NULL_SINK,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, workers: int = 1) -> dict[str, Any]:
+    """Prefill, then the decode steps (every one with `exact`, else a few, interpolated).
+
+    Every step is simulated from an idle machine, so the steps are independent: with `workers` > 1
+    they run in that many local processes, except the ones a trace records (the prefill and the
+    first decode step), which run here. The result is the same for any number of workers.
+    """
     if model.family == "paper-linear":
         raise ConfigError("--model", "", f"'{model.name}' is a linear-only paper workload without prompt or "
                           "decode; use it with `mixpe-sim step` or `mixpe-sim compare`")
     started = time.perf_counter()
     report = progress or (lambda _label: None)
-    report(f"prefill, prompt {wl.prompt}")
-    prefill = simulate_step(hw, model, wl, "prefill", wl.prompt, exact, trace)
     contexts = decode_contexts(wl)
     chosen = contexts if exact else sample_points(contexts, decode_samples)
-    sampled: dict[int, Tally] = {}
-    events = prefill.events
-    decode_memory: dict[str, Any] = {}
-    for index, context in enumerate(chosen, 1):
-        report(f"decode step {index}/{len(chosen)}, context {context}")
-        # the trace shows the prefill and, after it, the first decode step (one output token)
-        step_trace = ShiftedSink(trace, prefill.traced_ps) if index == 1 and trace.enabled else NULL_SINK
-        outcome = simulate_step(hw, model, wl, "decode", context, exact, step_trace)
-        sampled[context] = outcome.tally
-        events += outcome.events
-        decode_memory = outcome.memory
-    steps = [interpolate(sampled, c) for c in contexts]
-    return _request_result(hw, model, wl, exact, prefill, steps, contexts, sorted(sampled), events,
+    steps: list[tuple[Phase, int, str]] = [("prefill", wl.prompt, f"prefill, prompt {wl.prompt}")]
+    steps += [("decode", context, f"decode step {index}/{len(chosen)}, context {context}")
+              for index, context in enumerate(chosen, 1)]
+    traced = steps[:2] if trace.enabled else []  # the trace shows the prefill and the first decode step
+    outcomes: dict[tuple[Phase, int], StepOutcome] = {}
+    with _simulated(hw, model, wl, exact, steps[len(traced):], workers, report) as untraced:
+        for phase, context, label in traced:
+            report(label)
+            sink = trace if phase == "prefill" else ShiftedSink(trace, outcomes[("prefill", wl.prompt)].traced_ps)
+            outcomes[(phase, context)] = simulate_step(hw, model, wl, phase, context, exact, sink)
+        outcomes.update(zip([(phase, context) for phase, context, _ in steps[len(traced):]], untraced, strict=True))
+    prefill = outcomes[("prefill", wl.prompt)]
+    sampled = {context: outcomes[("decode", context)].tally for context in chosen}
+    events = sum(outcome.events for outcome in outcomes.values())
+    decode_memory = outcomes[("decode", chosen[-1])].memory if chosen else {}
+    decode_steps = [interpolate(sampled, c) for c in contexts]
+    return _request_result(hw, model, wl, exact, prefill, decode_steps, contexts, sorted(sampled), events,
                            decode_memory, time.perf_counter() - started)
+
+
+@contextmanager
+def _simulated(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool,
+               steps: list[tuple[Phase, int, str]], workers: int,
+               report: Progress) -> Iterator[Iterator[StepOutcome]]:
+    """The outcomes of (phase, context, label) steps, in order: simulated here as they are asked for
+    (one worker), or started at once in a pool of `workers` processes, terminated when the block is
+    left."""
+    if workers <= 1 or len(steps) <= 1:
+        def one_by_one() -> Iterator[StepOutcome]:
+            for phase, context, label in steps:
+                report(label)
+                yield simulate_step(hw, model, wl, phase, context, exact)
+        yield one_by_one()
+        return
+    from mixpe_sim.workers import started
+
+    jobs = [(hw, model, wl, phase, context, exact) for phase, context, _ in steps]
+    with started(_step_job, jobs, min(workers, len(steps))) as finished:
+        def as_they_come() -> Iterator[StepOutcome]:
+            for (_, _, label), outcome in zip(steps, finished, strict=True):
+                report(label)
+                yield outcome
+        yield as_they_come()
+
+
+def _step_job(job: tuple[HardwareConfig, ModelSpec, Workload, Phase, int, bool]) -> StepOutcome:
+    hw, model, wl, phase, context, exact = job
+    return simulate_step(hw, model, wl, phase, context, exact)
 
 
 def _request_result(hw: HardwareConfig, model: ModelSpec, wl: Workload, exact: bool, prefill: StepOutcome,
