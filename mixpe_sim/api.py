@@ -133,8 +133,8 @@ def simulate_request(hw: Hardware, model: Model, prompt: int, gen: int, batch: i
                      workers: int = 1) -> RequestResult:
     """One LLM request: prefill of `prompt` tokens (time to first token), then `gen - 1` decode steps
     (time per output token). Default mode simulates a few blocks and decode steps and extrapolates
-    (within 1 % of `exact=True`, tested). `workers` > 1 simulates the decode steps in that many local
-    processes (the same result, sooner on a machine with the cores).
+    (within 1 % of `exact=True`, tested). `workers` > 1 simulates the steps in that many local processes
+    (the same result, sooner on a machine with the cores).
 
     >>> r = simulate_request("mixpe-w4a16", "llama-2-7b", prompt=128, gen=4)
     >>> r.e2e_s == r.time_s and r.ttft_s < r.e2e_s

@@ -212,7 +212,7 @@ def register_run(sub: Any) -> None:
     run.add_argument("--decode-samples", type=_at_least_two, default=6,
                      help="decode steps simulated in default mode, the rest interpolated (default 6)")
     run.add_argument("--workers", type=positive_int, default=1,
-                     help="local processes for the decode steps (default 1; the result does not depend on it)")
+                     help="local processes for the request's steps (default 1; the result does not depend on it)")
     run.set_defaults(handler=cmd_run)
 
     step = sub.add_parser("step", help="simulate one forward step (all layers)")
