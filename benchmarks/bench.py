@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import simpy
+from ab import without_wall_times  # benchmarks/ab.py: the script's own directory is on the path
 
 
 def one_million_timeouts_s() -> float:
@@ -52,10 +53,6 @@ def case(label: str, args: list[str], t1m: float, target_t1m: float | None = Non
     return {"case": label, "wall_s": round(wall, 2), "t1M": round(wall / t1m, 2), "target_t1M": target_t1m,
             "events": result.get("events", 0), "events_per_s": round(result.get("events", 0) / wall),
             "result": result}
-
-
-def _without_wall(result: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in result.items() if key != "wall_s"}
 
 
 def main() -> None:
@@ -96,7 +93,8 @@ def main() -> None:
             exact[f"default_{key}_error"] = default[key] / exact["result"][key] - 1
         pooled = case("run prompt 2048 + gen 256, --exact --workers 2",
                       ["run", "--prompt", "2048", "--gen", "256", "--exact", "--workers", "2"], t1m, 100.0)
-        pooled["same_result_as_one_worker"] = _without_wall(pooled["result"]) == _without_wall(exact["result"])
+        same = without_wall_times(pooled["result"]) == without_wall_times(exact["result"])
+        pooled["same_result_as_one_worker"] = same
         rows += [exact, pooled]
     if args.serve:
         served = case("serve 1000 requests (256 + 128, 8 req/s, dc-mixpe-w4a16)",
