@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mixpe_sim._version import __version__
+from mixpe_sim.build_info import describe_build
 from mixpe_sim.cli_commands import COMMANDS
 from mixpe_sim.cli_options import EXIT_USAGE, OneLineErrorParser
 from mixpe_sim.errors import MixpeError
@@ -18,9 +19,21 @@ from mixpe_sim.errors import MixpeError
 Handler = Callable[[argparse.Namespace], int]
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the build is looked up only when asked (a scan of the package directory)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"mixpe-sim {__version__} ({describe_build()})\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="mixpe-sim", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mixpe-sim {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and the build, then exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
     for register in COMMANDS:
         register(sub)

@@ -1,0 +1,65 @@
+"""Wheel build hook: compile the simulator's hottest pure-Python modules with mypyc.
+
+The modules stay plain Python (the source of truth, what an editable install and `python -m pytest`
+from the checkout run); a wheel additionally carries their mypyc-compiled extensions, which Python
+imports in preference to the `.py` next to them. Same integer arithmetic, same results bit for bit
+(tests/test_compiled.py compares the installed build with the source). docs/performance.md.
+
+No compiler, or MIXPE_SIM_PURE=1: the wheel is pure Python, with a warning; only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+# channel timing: one call per DRAM transfer (docs/performance.md, "Where the time goes")
+COMPILED_MODULES = ["mixpe_sim/hardware/dram/timing.py"]
+
+# imported modules are not type-checked or compiled (pydantic, numpy): they are seen as Any
+MYPY_ARGS = ["--follow-imports=skip", "--ignore-missing-imports", "--python-version",
+             f"{sys.version_info.major}.{sys.version_info.minor}"]
+
+
+class CompiledCoreHook(BuildHookInterface):
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel" or version == "editable":  # an editable checkout runs its source
+            return
+        if os.environ.get("MIXPE_SIM_PURE") == "1":
+            self.app.display_warning("MIXPE_SIM_PURE=1: building a pure-Python wheel (slower DRAM timing)")
+            return
+        try:
+            extensions = self._compile()
+        except Exception as error:  # no compiler, no headers: still a working, slower wheel
+            self.app.display_warning(f"mypyc compilation failed, building a pure-Python wheel: {error}")
+            return
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+        for built, relative in extensions:
+            build_data["force_include"][built] = relative
+
+    def _compile(self) -> list[tuple[str, str]]:
+        """Compile COMPILED_MODULES; return (built file, path inside the wheel) per extension."""
+        from mypyc.build import mypycify
+        from setuptools import Distribution
+
+        work = Path(tempfile.mkdtemp(prefix="mixpe-sim-mypyc-"))
+        cwd = os.getcwd()
+        os.chdir(self.root)  # mypyc names modules by their paths relative to the working directory
+        try:
+            extensions = mypycify([*MYPY_ARGS, *COMPILED_MODULES], target_dir=str(work / "c"), opt_level="3")
+            command = Distribution({"ext_modules": extensions}).get_command_obj("build_ext")
+            command.build_lib, command.build_temp = str(work / "lib"), str(work / "temp")
+            command.ensure_finalized()
+            command.run()
+        finally:
+            os.chdir(cwd)
+        lib = work / "lib"
+        return [(str(path), path.relative_to(lib).as_posix()) for path in lib.rglob("*") if path.is_file()]
