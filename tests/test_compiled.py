@@ -1,9 +1,10 @@
-"""The compiled build (hatch_build.py: mypyc) times DRAM exactly as the Python source does.
+"""The compiled build (hatch_build.py: mypyc) gives what the Python source gives, bit for bit.
 
-The suite itself imports the checkout's source; a non-editable install carries the compiled channel
-timing. A fresh interpreter outside the checkout (`-I`: no current directory, no PYTHONPATH) imports
-the installed package and times the same traffic with both its compiled `ChannelTiming` and one
-loaded from this checkout's source file; every returned time and the command counts must be equal.
+The suite imports the checkout's source; a non-editable install carries the hot modules compiled. A
+fresh interpreter outside the checkout (`-I`: no current directory, no PYTHONPATH) runs the installed
+package; the tests compare it with the source on DRAM channel timing (every returned time of random
+traffic) and on whole traced runs (result, trace.json and timeline.csv). They skip when the installed
+package is the checkout itself or a pure-Python build.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "mixpe_sim" / "hardware" / "dram" / "timing.py"
+from mixpe_sim.cli import main
 
-COMPARE = r"""
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "data" / "tiny-llama.json")
+WALL_KEYS = ("wall_s", "simulation_wall_s")
+
+COMPARE_TIMING = r"""
 import dataclasses, importlib.util, json, random, sys
-from mixpe_sim.build_info import compiled_modules
 from mixpe_sim.config import load_hardware
 import mixpe_sim.hardware.dram.timing as installed
 
@@ -49,20 +54,60 @@ for name in ["ddr4-3200", "ddr5-4800", "lpddr5-6400", "gddr6", "hbm2e", "hbm3"]:
             reference.finish(now)
             fields = [f.name for f in dataclasses.fields(reference.stats)]
             mismatches += any(getattr(fast.stats, f) != getattr(reference.stats, f) for f in fields)
-print(json.dumps({"compiled": compiled_modules(), "timing_file": installed.__file__, "cases": cases,
-                  "mismatches": mismatches}))
+print(json.dumps({"cases": cases, "mismatches": mismatches}))
 """
 
 
-def test_the_installed_compiled_dram_timing_equals_the_source(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-I", "-c", COMPARE, str(SOURCE)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
-    if run.returncode and "No module named 'mixpe_sim" in run.stderr:
-        pytest.skip("mixpe-sim is not installed in this interpreter")
-    assert run.returncode == 0, run.stderr
-    report = json.loads(run.stdout)
-    if "mixpe_sim.hardware.dram.timing" not in report["compiled"]:
-        pytest.skip(f"the installed build is pure Python ({report['timing_file']}): nothing compiled to compare")
-    assert report["cases"] == 6 * 3 * 2 * 400
-    assert report["mismatches"] == 0
+def installed_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter that imports the installed package, not this checkout."""
+    return subprocess.run([sys.executable, "-I", "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
 
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The installed package's compiled modules; skips unless it is a compiled build."""
+    run = installed_python("import json; from mixpe_sim.build_info import compiled_modules; "
+                           "print(json.dumps(compiled_modules()))", cwd=tmp_path_factory.mktemp("probe"))
+    if run.returncode:
+        pytest.skip(f"mixpe-sim is not installed in this interpreter: {run.stderr.strip().splitlines()[-1]}")
+    modules: list[str] = json.loads(run.stdout)
+    if not modules:
+        pytest.skip("the installed mixpe-sim is pure Python (an editable or MIXPE_SIM_PURE build)")
+    return modules
+
+
+def test_the_compiled_dram_timing_equals_the_source(compiled: list[str], tmp_path: Path) -> None:
+    assert "mixpe_sim.hardware.dram.timing" in compiled
+    run = installed_python(COMPARE_TIMING, str(ROOT / "mixpe_sim" / "hardware" / "dram" / "timing.py"),
+                           cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"cases": 6 * 3 * 2 * 400, "mismatches": 0}
+
+
+def without_wall_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_wall_times(v) for k, v in value.items() if k not in WALL_KEYS}
+    if isinstance(value, list):
+        return [without_wall_times(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("argv", [
+    ["step", "--phase", "decode", "--context", "300", "--memory", "hbm3", "--trace-level", "transaction"],
+    ["step", "--phase", "prefill", "--context", "128", "--memory", "ddr4-3200"],
+    ["run", "--prompt", "64", "--gen", "3", "--hw", "mixpe-w4a8"],
+], ids=["decode-hbm3-transactions", "prefill-ddr4", "run-flat-w4a8"])
+def test_a_compiled_traced_run_equals_the_source(compiled: list[str], tmp_path: Path, argv: list[str]) -> None:
+    """The engine, memories and trace writers compiled: the same result and the same trace files."""
+    assert {"mixpe_sim.hardware.array", "mixpe_sim.trace.chrome"} <= set(compiled)
+    common = [*argv, "--model", TINY, "--exact", "--trace", "--no-plots", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "source")]) == 0
+    run = subprocess.run([sys.executable, "-I", "-m", "mixpe_sim", *common, "--out", str(tmp_path / "installed")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    source, installed = tmp_path / "source", tmp_path / "installed"
+    assert without_wall_times(json.loads((installed / "result.json").read_text())) == \
+        without_wall_times(json.loads((source / "result.json").read_text()))
+    for name in ("trace.json", "timeline.csv"):
+        assert (installed / name).read_bytes() == (source / name).read_bytes(), name

@@ -17,6 +17,7 @@ import simpy
 from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, TileCost, parallelism, tile_cost
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.clock import Clock
 from mixpe_sim.hardware.counters import OpCounters
 from mixpe_sim.hardware.dma import OpCompletion, StoreDMA, StoreRequest
 from mixpe_sim.hardware.primitives import NOT_YET, Arrivals
@@ -61,7 +62,7 @@ class _ComputeUnit:
 
     name = "compute"
 
-    def __init__(self, env: simpy.Environment, operands: Operands, counters: list[OpCounters],
+    def __init__(self, env: Clock, operands: Operands, counters: list[OpCounters],
                  store: StoreDMA, trace: TraceSink, run_ahead: bool) -> None:
         self.env, self.operands, self.counters = env, operands, counters
         self.store, self._trace = store, trace
@@ -135,7 +136,7 @@ class _ComputeUnit:
 class PEArray(_ComputeUnit):
     name = "pe_array"
 
-    def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[TileStep],
+    def __init__(self, env: Clock, hw: HardwareConfig, steps: Sequence[TileStep],
                  operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
                  run_ahead: bool = True) -> None:
         super().__init__(env, operands, counters, store, trace, run_ahead)
@@ -272,7 +273,7 @@ class VectorUnit(_ComputeUnit):
         if self._trace.enabled and self.env.now > start_ps:
             self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
 
-    def __init__(self, env: simpy.Environment, hw: HardwareConfig, steps: Sequence[VectorStep],
+    def __init__(self, env: Clock, hw: HardwareConfig, steps: Sequence[VectorStep],
                  operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
                  run_ahead: bool = True) -> None:
         super().__init__(env, operands, counters, store, trace, run_ahead)

@@ -14,12 +14,13 @@ from collections.abc import Callable, Generator
 import simpy
 
 from mixpe_sim.config.models import BufferConfig
+from mixpe_sim.hardware.clock import Clock
 from mixpe_sim.hardware.counters import BufferCounters
 from mixpe_sim.trace.sink import TraceSink
 
 
 class Buffer:
-    def __init__(self, env: simpy.Environment, name: str, cfg: BufferConfig, trace: TraceSink) -> None:
+    def __init__(self, env: Clock, name: str, cfg: BufferConfig, trace: TraceSink) -> None:
         self.env = env
         self.name = name
         self.capacity_bytes = cfg.capacity_bytes

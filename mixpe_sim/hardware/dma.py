@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import simpy
-
 from mixpe_sim.hardware.buffers import Buffer
+from mixpe_sim.hardware.clock import Clock
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
 from mixpe_sim.hardware.primitives import ArrivalEvent, Arrivals
 from mixpe_sim.trace.sink import TraceSink
@@ -41,7 +40,7 @@ class OpCompletion:
 
 
 class LoadDMA:
-    def __init__(self, env: simpy.Environment, name: str, memory: MemoryModel, buffer: Buffer,
+    def __init__(self, env: Clock, name: str, memory: MemoryModel, buffer: Buffer,
                  scale_buffer: Buffer, tokens: Sequence[Token], order: Sequence[int], arrivals: Arrivals,
                  completion: OpCompletion, trace: TraceSink) -> None:
         self.env, self.name, self.memory = env, name, memory
@@ -118,7 +117,7 @@ class StoreRequest(NamedTuple):
 
 
 class StoreDMA:
-    def __init__(self, env: simpy.Environment, memory: MemoryModel, buffer: Buffer,
+    def __init__(self, env: Clock, memory: MemoryModel, buffer: Buffer,
                  completion: OpCompletion, trace: TraceSink) -> None:
         self.env, self.memory, self.buffer = env, memory, buffer
         self._completion = completion
@@ -135,7 +134,7 @@ class StoreDMA:
         self.buffer.counters.bytes_read += request.nbytes
 
     def _written(self, request: StoreRequest, finish_ps: int) -> None:
-        done = ArrivalEvent(self.env)
+        done = ArrivalEvent(self.env)  # type: ignore[arg-type]  # the Clock is a simpy.Environment
         done.callbacks.append(lambda _event: self._complete(request))
         done.arm(finish_ps - self.env.now)
 

@@ -84,11 +84,14 @@ class FlatMemory(_BusyUntil):
         self._bus_free_ps = 0
         self.counters = MemoryCounters(channel_busy_ps=[0])
         self._trace = trace
-        self.request = self.access  # type: ignore[method-assign]
 
-    def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-               deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int:
-        """Book the transfer; its last byte's time (also bound as `request`: one call per transfer)."""
+    def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
+        return self.request(now_ps, addr, nbytes, is_write)
+
+    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
+                deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int:
+        """Book the transfer; its last byte's time (the engine's call: the body is here, not in
+        `access`, so a transfer is one call)."""
         bus_free = self._bus_free_ps
         start = now_ps if now_ps > bus_free else bus_free
         duration = self._duration_ps.get(nbytes)

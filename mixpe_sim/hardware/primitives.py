@@ -5,6 +5,8 @@ from __future__ import annotations
 import simpy
 from simpy.events import NORMAL
 
+from mixpe_sim.hardware.clock import Clock
+
 NOT_YET = -1  # a token whose arrival time is not known yet (its transfer has not been issued)
 
 
@@ -29,7 +31,7 @@ class Arrivals:
     tile whose transfer has not been issued yet gets an event, armed when the arrival becomes known.
     """
 
-    def __init__(self, env: simpy.Environment, count: int) -> None:
+    def __init__(self, env: Clock, count: int) -> None:
         self.env = env
         self.ready_ps = [NOT_YET] * count
         self._waiters: dict[int, list[ArrivalEvent]] = {}
@@ -47,6 +49,6 @@ class Arrivals:
         ready = self.ready_ps[token_id]
         if ready != NOT_YET:
             return self.env.timeout(max(0, ready - self.env.now))
-        waiter = ArrivalEvent(self.env)
+        waiter = ArrivalEvent(self.env)  # type: ignore[arg-type]  # the Clock is a simpy.Environment
         self._waiters.setdefault(token_id, []).append(waiter)
         return waiter
