@@ -29,6 +29,9 @@ COMPILED_MODULES = [
     "mixpe_sim/hardware/counters.py",
     "mixpe_sim/trace/chrome.py",  # the trace writer and the timeline: one call per slice
     "mixpe_sim/trace/timeline.py",
+    "mixpe_sim/trace/recording.py",
+    "mixpe_sim/trace/sink.py",  # compiled classes can't be subclassed by interpreted ones: with its users
+    "mixpe_sim/trace/memory.py",
 ]
 
 # the modules they import are type-checked for their interfaces (reported silently) but not compiled

@@ -35,7 +35,8 @@ class TraceRecording(TeeSink):
         self.timeline.span(component, lane, name, start_ps, end_ps, args)
 
     def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
-        self.writer.counter(component, name, time_ps, value)
+        """The timeline only: the writer streams no raw counters (ChromeTraceWriter.counter), it gets
+        the windowed tracks on close. One call per buffer event."""
         self.timeline.counter(component, name, time_ps, value)
 
     def close(self) -> None:
