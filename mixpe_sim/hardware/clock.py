@@ -1,8 +1,9 @@
 """The simulation clock as the hardware models use it: a `simpy.Environment` whose times are integers.
 
 Every time in the engine is whole picoseconds, so `now` is an int. Typing it so (SimPy says int or
-float) lets mypyc compile the hot modules to native integer arithmetic (hatch_build.py). A typing
-aid only: at run time the object is the SimPy environment itself. This module is not compiled.
+float) keeps the hardware modules type-clean for mypyc, which compiles integer arithmetic natively
+(hatch_build.py; the engine modules are not compiled yet: docs/performance.md). A typing aid only: at
+run time the object is the SimPy environment itself.
 """
 
 from __future__ import annotations
