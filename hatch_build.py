@@ -22,15 +22,20 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 # the code that runs per tile step, per DMA transfer and per trace record (docs/performance.md)
 COMPILED_MODULES = [
     "mixpe_sim/hardware/dram/timing.py",  # DRAM channel timing: one call per transfer
+    "mixpe_sim/hardware/array.py",  # the PE array's and vector unit's tile loops
+    "mixpe_sim/hardware/dma.py",
+    "mixpe_sim/hardware/buffers.py",
+    "mixpe_sim/hardware/primitives.py",
+    "mixpe_sim/hardware/counters.py",
+    "mixpe_sim/hardware/memory.py",  # flat memory, counters
     "mixpe_sim/trace/chrome.py",  # the trace writer and the timeline: one call per slice
     "mixpe_sim/trace/timeline.py",
     "mixpe_sim/trace/recording.py",
     "mixpe_sim/trace/sink.py",  # compiled classes can't be subclassed by interpreted ones: with its users
     "mixpe_sim/trace/memory.py",
 ]
-# Not compiled: the engine's hardware modules. Compiled, they ran about 10 % faster, but their SimPy
-# subclasses (primitives.ArrivalEvent) have a base mypy cannot see in the build environment, and such
-# a build crashed (docs/performance.md, "Compiled build").
+# Never compiled: a subclass of a SimPy class (hardware/clock.py): SimPy is not in the build
+# environment, so mypyc would compile it against a base it cannot see (such a build crashed).
 
 # the modules they import are type-checked for their interfaces (reported silently) but not compiled
 MYPY_ARGS = ["--follow-imports=silent", "--ignore-missing-imports", "--python-version",

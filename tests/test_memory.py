@@ -14,9 +14,9 @@ from mixpe_sim.cli import main
 from mixpe_sim.config import load_hardware
 from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.config.presets import list_presets
+from mixpe_sim.hardware.clock import ArrivalEvent
 from mixpe_sim.hardware.dram.memory import DramMemory
 from mixpe_sim.hardware.dram_scheduler import ScheduledDram
-from mixpe_sim.hardware.primitives import ArrivalEvent
 from mixpe_sim.runs.llm import Workload, run_step
 from mixpe_sim.workload.models import load_model
 from tests.conftest import DATA, REPO, hw_with

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from mixpe_sim.hardware.buffers import Buffer
-from mixpe_sim.hardware.clock import Clock
+from mixpe_sim.hardware.clock import ArrivalEvent, Clock
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
-from mixpe_sim.hardware.primitives import ArrivalEvent, Arrivals
+from mixpe_sim.hardware.primitives import Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.workload.program import NO_OP, Token
 

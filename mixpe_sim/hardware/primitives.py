@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import simpy
-from simpy.events import NORMAL
 
-from mixpe_sim.hardware.clock import Clock
+from mixpe_sim.hardware.clock import ArrivalEvent, Clock
 
 NOT_YET = -1  # a token whose arrival time is not known yet (its transfer has not been issued)
-
-
-class ArrivalEvent(simpy.Event):
-    """An event whose trigger time is known when it is armed (a transfer's last byte).
-
-    It exists before it is armed, so a consumer can wait for a tile the DMA has not issued yet;
-    arming schedules it directly, like a Timeout, instead of a timeout plus a callback.
-    """
-
-    def arm(self, delay_ps: int) -> None:
-        self._ok = True
-        self._value = None
-        self.env.schedule(self, NORMAL, delay_ps)
 
 
 class Arrivals:
