@@ -49,7 +49,7 @@ class CompiledCoreHook(BuildHookInterface):
         if self.target_name != "wheel" or version == "editable":  # an editable checkout runs its source
             return
         if os.environ.get("MIXPE_SIM_PURE") == "1":
-            self.app.display_warning("MIXPE_SIM_PURE=1: building a pure-Python wheel (slower DRAM timing)")
+            self.app.display_warning("MIXPE_SIM_PURE=1: building a pure-Python wheel (same results, slower)")
             return
         try:
             extensions = self._compile()
