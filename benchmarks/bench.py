@@ -43,7 +43,8 @@ def one_million_timeouts_s() -> float:
 
 def run_cli(args: list[str]) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mixpe_sim", *args, "--json"], check=True,
+    # -I: the installed package, never the checkout in the working directory (which `-m` would import)
+    done = subprocess.run([sys.executable, "-I", "-m", "mixpe_sim", *args, "--json"], check=True,
                           capture_output=True, text=True)
     return time.perf_counter() - start, json.loads(done.stdout)
 
