@@ -13,15 +13,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from benchmarks.ab import without_wall_times
 from mixpe_sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "tiny-llama.json")
-WALL_KEYS = ("wall_s", "simulation_wall_s")
 
 COMPARE_TIMING = r"""
 import dataclasses, importlib.util, json, random, sys
@@ -83,14 +82,6 @@ def test_the_compiled_dram_timing_equals_the_source(compiled: list[str], tmp_pat
                            cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"cases": 6 * 3 * 2 * 400, "mismatches": 0}
-
-
-def without_wall_times(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_wall_times(v) for k, v in value.items() if k not in WALL_KEYS}
-    if isinstance(value, list):
-        return [without_wall_times(v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize("argv", [
