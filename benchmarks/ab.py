@@ -1,8 +1,14 @@
-"""A/B wall time of mixpe-sim commands: another checkout against this one. Not a test: run it by hand.
+"""A/B wall time of mixpe-sim commands: two checkouts, or two installed builds. Not a test: run it by hand.
 
     git worktree add /tmp/before <commit>
     python benchmarks/ab.py --before /tmp/before --runs 5 -- run --memory hbm3 --json
     python benchmarks/ab.py --before /tmp/before --runs 5 --file cases.txt   # one command per line
+    # a pure-Python build against the compiled one (docs/performance.md, "The compiled build"):
+    python benchmarks/ab.py --before /tmp/venv-pure --after /tmp/venv-compiled -- run --memory hbm3 --json
+
+`--before` and `--after` (default: this checkout) each name a checkout, run from its source, or a
+virtual environment (a directory with `pyvenv.cfg`), whose installed package is run in isolation
+(`python -I`: its own interpreter, not the working directory's checkout).
 
 Single runs on a shared 2-core machine differ by up to 1.6x within minutes (docs/performance.md), so
 each command runs alternately from both checkouts `--runs` times, each in a fresh process, and the
@@ -31,15 +37,21 @@ ENTRY = ("import sys; sys.modules['matplotlib'] = None; from mixpe_sim.cli impor
 WALL_KEYS = ("wall_s", "simulation_wall_s")
 
 
-def run_once(checkout: Path, args: list[str]) -> tuple[float, str]:
-    """Wall seconds of one fresh process running `args` from `checkout`, and its stdout."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+def interpreter(side: Path) -> tuple[list[str], dict[str, str]]:
+    """How to run mixpe-sim from `side`: a virtual environment's installed package, or a checkout's source."""
+    if (side / "pyvenv.cfg").is_file():
+        return [str(side / "bin" / "python"), "-I"], dict(os.environ)
+    return [sys.executable], {**os.environ, "PYTHONPATH": str(side)}
+
+
+def run_once(side: Path, args: list[str]) -> tuple[float, str]:
+    """Wall seconds of one fresh process running `args` from `side`, and its stdout."""
+    python, env = interpreter(side)
     out = tempfile.mkdtemp(prefix="mixpe-ab-")
     try:
         argv = [a.replace("OUT", str(Path(out) / "out")) for a in args]
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", ENTRY, *argv], env=env, check=True, capture_output=True,
-                              text=True)
+        done = subprocess.run([*python, "-c", ENTRY, *argv], env=env, check=True, capture_output=True, text=True)
         return time.perf_counter() - start, done.stdout
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -61,12 +73,12 @@ def same_result(before: str, after: str) -> bool | None:
         return None
 
 
-def compare(before: Path, args: list[str], runs: int) -> dict[str, Any]:
+def compare(before: Path, after: Path, args: list[str], runs: int) -> dict[str, Any]:
     walls: dict[str, list[float]] = {"before": [], "after": []}
     outputs: dict[str, str] = {}
     for _ in range(runs):
-        for label, checkout in (("before", before), ("after", THIS_CHECKOUT)):
-            wall, outputs[label] = run_once(checkout, args)
+        for label, side in (("before", before), ("after", after)):
+            wall, outputs[label] = run_once(side, args)
             walls[label].append(wall)
     best = {label: min(values) for label, values in walls.items()}
     return {"command": shlex.join(args), "before_s": round(best["before"], 3), "after_s": round(best["after"], 3),
@@ -76,8 +88,11 @@ def compare(before: Path, args: list[str], runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", type=Path, required=True, help="the other checkout (its root directory)")
-    parser.add_argument("--runs", type=int, default=5, help="runs of each command from each checkout")
+    parser.add_argument("--before", type=Path, required=True,
+                        help="a checkout (its root directory) or a virtual environment")
+    parser.add_argument("--after", type=Path, default=THIS_CHECKOUT,
+                        help="a checkout or a virtual environment (default: this checkout)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command from each side")
     parser.add_argument("--file", type=Path, help="commands, one per line")
     parser.add_argument("command", nargs="*", help="one mixpe-sim command (after --)")
     args = parser.parse_args()
@@ -87,7 +102,7 @@ def main() -> None:
     if not commands or args.runs < 1:
         parser.error("give a command (after --) or --file, and --runs >= 1")
     for command in commands:
-        row = compare(args.before, command, args.runs)
+        row = compare(args.before, args.after, command, args.runs)
         same = {True: "same result", False: "RESULTS DIFFER", None: "no JSON"}[row["same_result"]]
         print(f"{row['command']:72s} before {row['before_s']:7.2f} s  after {row['after_s']:7.2f} s  "
               f"{row['after_over_before']:.3f}  {same}", flush=True)
