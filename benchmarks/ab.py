@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 THIS_CHECKOUT = Path(__file__).resolve().parent.parent
-ENTRY = ("import sys; sys.modules['matplotlib'] = None; from mixpe_sim.cli import main; "
-         "sys.exit(main(sys.argv[1:]))")
+# the `mixpe-sim` command's own entry point (console_main), or main() for builds older than it
+ENTRY = ("import sys; sys.modules['matplotlib'] = None; from mixpe_sim import cli; "
+         "getattr(cli, 'console_main', lambda: sys.exit(cli.main(sys.argv[1:])))()")
 WALL_KEYS = ("wall_s", "simulation_wall_s")
 
 

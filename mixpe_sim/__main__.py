@@ -1,3 +1,3 @@
-from mixpe_sim.cli import main
+from mixpe_sim.cli import console_main
 
-raise SystemExit(main())
+console_main()

@@ -57,6 +57,27 @@ def test_per_op_bytes_and_stores_counted_while_lowering_equal_a_walk_of_the_step
 
 
 @pytest.mark.parametrize(("label", "hw", "program"), PROGRAMS, ids=[p[0] for p in PROGRAMS])
+def test_bookkeeping_kept_while_placing_templates_equals_a_walk_of_tokens_and_steps(label, hw, program) -> None:
+    """Templates are placed by extending columns: per-buffer load orders, filled bytes and use counts
+    must be what walking every token and step gives; the array's steps are the runs' expansion."""
+    tokens = list(program.tokens)
+    assert [t.token_id for t in tokens] == list(range(len(tokens)))
+    for buffer in ("weight", "activation", "on_chip"):
+        assert program.load_order(buffer) == tuple(t.token_id for t in tokens if t.buffer == buffer)
+        assert program.filled_bytes[buffer] == sum(t.payload_bytes for t in tokens if t.buffer == buffer)
+    assert program.scale_bytes == sum(t.scale_bytes for t in tokens)
+    uses = [0] * len(tokens)
+    for step in program.steps:
+        for token_id in ((step.weight_token, step.activation_token) if isinstance(step, TileStep)
+                         else (step.in_token,)):
+            uses[token_id] += 1
+    assert list(program.token_uses) == uses
+    tiles = list(program.tile_steps())
+    assert sum(len(run.steps) for run in program.tile_runs) == len(tiles)
+    assert all(0 <= s.weight_token < len(tokens) and 0 <= s.activation_token < len(tokens) for s in tiles)
+
+
+@pytest.mark.parametrize(("label", "hw", "program"), PROGRAMS, ids=[p[0] for p in PROGRAMS])
 def test_run_ahead_gives_the_same_run_as_one_timeout_per_wait(label, hw, program) -> None:
     fast, slow = asdict(simulate(hw, program)), asdict(simulate(hw, program, run_ahead=False))
     assert fast.pop("events") <= slow.pop("events")

@@ -102,6 +102,16 @@ def test_oversized_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "larger than" in one_line_error(capsys, ["validate", str(path)])
 
 
+@pytest.mark.parametrize("kind", ["hardware", "memory", "energy", "area"])
+def test_strict_yaml_reads_every_preset_as_pyyaml_pure_safe_loader_does(kind: str) -> None:
+    """Presets are parsed by libyaml when PyYAML has it: the documents must be the pure parser's."""
+    from mixpe_sim.config.textfile import parse_yaml
+
+    for path in sorted(preset_dir(kind).glob("*.yaml")):
+        text = path.read_text()
+        assert parse_yaml(text, str(path)) == yaml.load(text, Loader=yaml.SafeLoader), path
+
+
 @pytest.mark.parametrize("content, expected", [
     (b'{"model_type": "llama", "hidden_size": 8, "hidden_size": 16}', "duplicate key 'hidden_size'"),
     (b'{"model_type": "llama", "hidden_size": NaN}', "NaN"),

@@ -59,11 +59,10 @@ def _simulate(hw: HardwareConfig, program: Program, trace: TraceSink, run_ahead:
     operands = Operands(program.tokens, list(program.token_uses), arrivals, completion, program.ops, buffers)
     store = StoreDMA(env, mem, buffers["output"], completion, trace)
     loaders = [LoadDMA(env, name, mem, buffers[name], buffers["scale"] if name == "weight" else buffers[name],
-                       program.tokens, program.load_order(name), arrivals, completion, trace)  # type: ignore[arg-type]
+                       program.tokens, program.load_order(name), arrivals, completion, trace)
                for name in ("weight", "activation")]
-    tile_steps, vector_steps = program.unit_steps()
-    array = PEArray(env, hw, tile_steps, operands, counters, store, trace, run_ahead)
-    VectorUnit(env, hw, vector_steps, operands, counters, store, trace, run_ahead)
+    array = PEArray(env, hw, program.tile_runs, operands, counters, store, trace, run_ahead)
+    VectorUnit(env, hw, program.vector_steps, operands, counters, store, trace, run_ahead)
     for loader in loaders:
         loader.pump()
     events = _run_to_completion(env)
@@ -87,15 +86,10 @@ def _simulate(hw: HardwareConfig, program: Program, trace: TraceSink, run_ahead:
 def _count_buffer_fills(program: Program, buffers: dict[str, Buffer]) -> None:
     """Every token is loaded once: its payload is written into its buffer, its scales into the scale
     SRAM (the weight buffer when there is none). Counted here rather than per transfer in the DMA."""
-    payload: dict[str, int] = dict.fromkeys(buffers, 0)
-    scales = 0
-    for token in program.tokens:  # 10^5 tokens per decode step: plain sums (on-chip tokens carry no scales)
-        payload[token.buffer] += token.payload_bytes
-        scales += token.scale_bytes
-    for name, nbytes in payload.items():
+    for name, nbytes in program.filled_bytes.items():
         if name != "on_chip":
             buffers[name].counters.bytes_written += nbytes
-    buffers["scale"].counters.bytes_written += scales
+    buffers["scale"].counters.bytes_written += program.scale_bytes
 
 
 def _on_chip_scratch(env: simpy.Environment) -> Buffer:

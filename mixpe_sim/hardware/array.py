@@ -23,14 +23,14 @@ from mixpe_sim.hardware.dma import OpCompletion, StoreDMA, StoreRequest
 from mixpe_sim.hardware.primitives import NOT_YET, Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps
-from mixpe_sim.workload.program import NO_OP, NO_TOKEN, OpInfo, TileStep, Token, VectorStep
+from mixpe_sim.workload.program import NO_OP, NO_TOKEN, OpInfo, TileRun, TokenTable, VectorStep
 
 
 @dataclass(frozen=True, slots=True)
 class Operands:
     """What the compute units share: tiles, their arrival times, op completion, the buffers."""
 
-    tokens: Sequence[Token]
+    tokens: TokenTable
     remaining_uses: list[int]  # per token, decremented on each use; freed at zero
     arrivals: Arrivals
     completion: OpCompletion
@@ -68,6 +68,9 @@ class _ComputeUnit:
         self.store, self._trace = store, trace
         self._run_ahead = run_ahead
         self._scale_buffer = operands.buffers["scale"]
+        tokens = operands.tokens  # its columns, read per tile
+        self._token_buffer, self._token_after_op = tokens.buffer, tokens.after_op
+        self._token_payload, self._token_scales = tokens.payload_bytes, tokens.scale_bytes
 
     def _hold(self, delay_ps: int) -> Generator[simpy.Event, None, None]:
         """Stay busy for `delay_ps`. When no event is due before the end (nothing else can act in the
@@ -99,7 +102,7 @@ class _ComputeUnit:
 
     def _wait_cause(self, token_id: int, load_cause: str) -> str:
         """What a wait for the token is attributed to: its load, or the op that has yet to produce it."""
-        producer = self.operands.tokens[token_id].after_op
+        producer = self._token_after_op[token_id]
         if producer != NO_OP and not self.operands.completion.done[producer]:
             return "vector" if self.operands.ops[producer].kind == "vector" else "dependency"
         return load_cause
@@ -124,8 +127,8 @@ class _ComputeUnit:
 
     def _free(self, token_id: int) -> None:
         """The token's last use is over: its buffer space goes back (and may let the DMA load more)."""
-        _, buffer_name, _, payload, scales, _ = self.operands.tokens[token_id]
-        buffer = self.operands.buffers[buffer_name]
+        payload, scales = self._token_payload[token_id], self._token_scales[token_id]
+        buffer = self.operands.buffers[self._token_buffer[token_id]]
         if not scales or buffer is self._scale_buffer:
             buffer.release(payload + scales)
             return
@@ -136,7 +139,7 @@ class _ComputeUnit:
 class PEArray(_ComputeUnit):
     name = "pe_array"
 
-    def __init__(self, env: Clock, hw: HardwareConfig, steps: Sequence[TileStep],
+    def __init__(self, env: Clock, hw: HardwareConfig, runs: Sequence[TileRun],
                  operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
                  run_ahead: bool = True) -> None:
         super().__init__(env, operands, counters, store, trace, run_ahead)
@@ -144,89 +147,89 @@ class PEArray(_ComputeUnit):
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits
         self._entries: dict[tuple[int, int, int, int, bool, bool], _TileEntry] = {}
-        self.process = env.process(self._run(steps))
+        self.process = env.process(self._run(runs))
 
-    def _entry(self, step: TileStep) -> _TileEntry:
-        op = self.operands.ops[step.op]
+    def _entry(self, op_index: int, mt: int, nt: int, kt: int, last_k: bool, w_token: int,
+               a_token: int) -> _TileEntry:
+        op = self.operands.ops[op_index]
         precision = GemmPrecision(op.weight_bits, op.activation_bits, op.dequant, op.group_size)
-        weight = self.operands.tokens[step.weight_token]
-        activation = self.operands.tokens[step.activation_token]
-        cost = tile_cost(self._array, precision, step.mt, step.nt, step.kt, weight.nbytes, activation.nbytes,
-                         step.last_k)
+        payload, scales = self._token_payload, self._token_scales
+        cost = tile_cost(self._array, precision, mt, nt, kt, payload[w_token] + scales[w_token],
+                         payload[a_token] + scales[a_token], last_k)
         par = parallelism(self._array.kind, op.weight_bits, op.activation_bits)
         return _TileEntry(
             busy_ps=cycles_to_ps(cost.busy_cycles, self._freq_hz),
             compute_ps=cycles_to_ps(cost.compute_cycles, self._freq_hz),
             overlap_stall_cause=cost.overlap_stall_cause,
-            psum_bytes=ceil_div(step.mt * step.nt * self._psum_bits, BITS_PER_BYTE),
+            psum_bytes=ceil_div(mt * nt * self._psum_bits, BITS_PER_BYTE),
             cost=cost,
             active_pe_cycles=cost.macs / par.macs_per_pe_cycle,
             traced_active_pes=round(cost.macs / par.macs_per_pe_cycle / max(1, cost.compute_cycles), 3),
             dequant_ps=cycles_to_ps(cost.dequant_cycles, self._freq_hz),
-            weight_read_bytes=weight.payload_bytes * cost.weight_passes,
-            scale_read_bytes=weight.scale_bytes * cost.weight_passes,
-            activation_read_bytes=activation.payload_bytes * cost.activation_passes,
+            weight_read_bytes=payload[w_token] * cost.weight_passes,
+            scale_read_bytes=scales[w_token] * cost.weight_passes,
+            activation_read_bytes=payload[a_token] * cost.activation_passes,
         )
 
-    def _run(self, steps: Sequence[TileStep]) -> Generator[simpy.Event, None, None]:
+    def _run(self, runs: Sequence[TileRun]) -> Generator[simpy.Event, None, None]:
         """The engine's hottest loop (one iteration per tile): locals and tuple unpacking on purpose."""
         env, trace, run_ahead = self.env, self._trace, self._run_ahead
         ready_ps, entries = self.operands.arrivals.ready_ps, self._entries
         deliver, remaining, free = self.operands.arrivals.deliver, self.operands.remaining_uses, self._free
         counters, submit, queue = self.counters, self.store.submit, env._queue
         skip, output = self._skip_to_arrival, self.operands.buffers["output"]
-        for step in steps:
-            op, mt, nt, kt, w_token, a_token, _, first_k, last_k, out_addr, out_bytes, out_token = step
-            ready = ready_ps[w_token]
-            if ready > env._now:  # on its way (NOT_YET is below any time): run ahead to it if nothing is due
-                if run_ahead and (not queue or queue[0][0] > ready):
-                    skip(w_token, op, "weight_load", ready)
-                else:
-                    yield from self._wait_token(w_token, op, "weight_load")
-            elif ready == NOT_YET:
-                yield from self._wait_token(w_token, op, "weight_load")
-            ready = ready_ps[a_token]
-            if ready > env._now:
-                if run_ahead and (not queue or queue[0][0] > ready):
-                    skip(a_token, op, "activation_load", ready)
-                else:
-                    yield from self._wait_token(a_token, op, "activation_load")
-            elif ready == NOT_YET:
-                yield from self._wait_token(a_token, op, "activation_load")
-            key = (op, mt, nt, kt, first_k, last_k)
-            entry = entries.get(key)
-            if entry is None:
-                entry = entries[key] = self._entry(step)
-            if first_k and not output.try_reserve(entry.psum_bytes):  # no wait (the common case): no generator
-                yield from self._reserve_output(op, entry.psum_bytes)
-            start = env._now
-            end = start + entry.busy_ps
-            if run_ahead and (not queue or queue[0][0] > end):  # _hold, inlined
-                env._now = end
-            else:
-                yield env.timeout(entry.busy_ps)
-            entry.count += 1
+        for steps, op, t0, _, o_base in runs:
             c = counters[op]
-            if c.start_ps < 0:
-                c.start_ps = start
-            c.end_ps = end
-            if trace.enabled:
-                self._trace_tile(step, entry, start)
-            # the result is booked on the memory before the freed input space lets the DMA load more
-            if last_k:
-                if out_token != NO_TOKEN:
-                    deliver(out_token, end)
-                submit(StoreRequest(op, out_addr, out_bytes, entry.psum_bytes, end))
-            remaining[w_token] -= 1
-            if not remaining[w_token]:
-                free(w_token)
-            remaining[a_token] -= 1
-            if not remaining[a_token]:
-                free(a_token)
+            for mt, nt, kt, w_rel, a_rel, _, first_k, last_k, out_addr, out_bytes, out_token in steps:
+                w_token, a_token = t0 + w_rel, t0 + a_rel
+                ready = ready_ps[w_token]
+                if ready > env._now:  # on its way (NOT_YET is below any time): run ahead to it if nothing is due
+                    if run_ahead and (not queue or queue[0][0] > ready):
+                        skip(w_token, op, "weight_load", ready)
+                    else:
+                        yield from self._wait_token(w_token, op, "weight_load")
+                elif ready == NOT_YET:
+                    yield from self._wait_token(w_token, op, "weight_load")
+                ready = ready_ps[a_token]
+                if ready > env._now:
+                    if run_ahead and (not queue or queue[0][0] > ready):
+                        skip(a_token, op, "activation_load", ready)
+                    else:
+                        yield from self._wait_token(a_token, op, "activation_load")
+                elif ready == NOT_YET:
+                    yield from self._wait_token(a_token, op, "activation_load")
+                key = (op, mt, nt, kt, first_k, last_k)
+                entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = self._entry(op, mt, nt, kt, last_k, w_token, a_token)
+                if first_k and not output.try_reserve(entry.psum_bytes):  # no wait (the common case): no generator
+                    yield from self._reserve_output(op, entry.psum_bytes)
+                start = env._now
+                end = start + entry.busy_ps
+                if run_ahead and (not queue or queue[0][0] > end):  # _hold, inlined
+                    env._now = end
+                else:
+                    yield env.timeout(entry.busy_ps)
+                entry.count += 1
+                if c.start_ps < 0:
+                    c.start_ps = start
+                c.end_ps = end
+                if trace.enabled:
+                    self._trace_tile(op, mt, nt, kt, entry, start)
+                # the result is booked on the memory before the freed input space lets the DMA load more
+                if last_k:
+                    if out_token != NO_TOKEN:
+                        deliver(out_token, end)
+                    submit(StoreRequest(op, o_base + out_addr, out_bytes, entry.psum_bytes, end))
+                remaining[w_token] -= 1
+                if not remaining[w_token]:
+                    free(w_token)
+                remaining[a_token] -= 1
+                if not remaining[a_token]:
+                    free(a_token)
         self._fold_tally()
 
-    def _trace_tile(self, step: TileStep, entry: _TileEntry, start: int) -> None:
-        op_index, mt, nt, kt = step[0], step[1], step[2], step[3]
+    def _trace_tile(self, op_index: int, mt: int, nt: int, kt: int, entry: _TileEntry, start: int) -> None:
         op = self.operands.ops[op_index]
         cost = entry.cost
         # the MAC part and the tail where a slower overlapped resource held the MACs back, as counted
@@ -301,7 +304,7 @@ class VectorUnit(_ComputeUnit):
             c.busy_ps += busy_ps
             c.vector_elements += step.elements * step.ops_per_element
             c.touch(start, env.now)
-            buffers["activation"].counters.bytes_read += self.operands.tokens[step.in_token].payload_bytes
+            buffers["activation"].counters.bytes_read += self._token_payload[step.in_token]
             buffers["output"].counters.bytes_written += step.out_bytes
             if trace.enabled:
                 trace.span(self.name, "ops", self.operands.ops[op].name, start, env.now,

@@ -17,7 +17,7 @@ from mixpe_sim.hardware.clock import ArrivalEvent, Clock
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
 from mixpe_sim.hardware.primitives import Arrivals
 from mixpe_sim.trace.sink import TraceSink
-from mixpe_sim.workload.program import NO_OP, Token
+from mixpe_sim.workload.program import NO_OP, TokenTable
 
 
 class OpCompletion:
@@ -41,11 +41,13 @@ class OpCompletion:
 
 class LoadDMA:
     def __init__(self, env: Clock, name: str, memory: MemoryModel, buffer: Buffer,
-                 scale_buffer: Buffer, tokens: Sequence[Token], order: Sequence[int], arrivals: Arrivals,
+                 scale_buffer: Buffer, tokens: TokenTable, order: Sequence[int], arrivals: Arrivals,
                  completion: OpCompletion, trace: TraceSink) -> None:
         self.env, self.name, self.memory = env, name, memory
         self.buffer, self.scale_buffer = buffer, scale_buffer
-        self.tokens, self.arrivals, self.completion = tokens, arrivals, completion
+        self.arrivals, self.completion = arrivals, completion
+        self._addr, self._after_op = tokens.dram_addr, tokens.after_op
+        self._payload, self._scales = tokens.payload_bytes, tokens.scale_bytes
         self._order, self._count = order, len(order)
         self._next = 0  # index into order of the next token to load
         self._request = memory.request
@@ -62,24 +64,27 @@ class LoadDMA:
     def pump(self) -> None:
         """Issue every transfer that can start now, in program order; stop at the first that cannot.
 
-        The engine's hottest code with the array's tile loop: locals and tuple unpacking on purpose.
+        The engine's hottest code with the array's tile loop: locals on purpose.
         """
         order, index, count = self._order, self._next, self._count
-        tokens, done, deliver, request = self.tokens, self.completion.done, self._deliver, self._request
+        addrs, payloads, scales_of, after_ops = self._addr, self._payload, self._scales, self._after_op
+        done, deliver, request = self.completion.done, self._deliver, self._request
         buffer, shared, traced = self.buffer, self._shared_scales, self._trace.enabled
         now = self.env._now
         while index < count:
             token_id = order[index]
-            _, _, addr, payload, scales, after_op = tokens[token_id]
+            after_op = after_ops[token_id]
             if after_op != NO_OP and not done[after_op]:
                 self.completion.when_done(after_op, self.pump)
                 break
+            payload, scales = payloads[token_id], scales_of[token_id]
             if shared:
                 if buffer.free_bytes < payload + scales or not buffer.try_reserve(payload + scales):
                     buffer.wake_on_release = self.pump
                     break
             elif not self._reserve_split(payload, scales):
                 break
+            addr = addrs[token_id]
             if traced:
                 self._issued[token_id] = (now, payload + scales, addr)
             ready = request(now, addr, payload + scales, False, deliver, token_id)

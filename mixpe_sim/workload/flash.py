@@ -281,9 +281,9 @@ def _lower_scores(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTilin
     # on chip: the array hands the scores to the vector unit, which hands the probabilities back
     scores = builder.new_token("on_chip", 0, 0, op)
     probs = builder.new_token("on_chip", 0, 0, vec)
-    builder.steps.append(TileStep(op, *qk, qk_w, qk_a, builder.new_output(), True, True, 0, 0, scores))
+    builder.add_tile_step(TileStep(op, *qk, qk_w, qk_a, builder.new_output(), True, True, 0, 0, scores))
     builder.use(scores)
-    builder.steps.append(VectorStep(vec, vector_ops(shape, block), 1, scores, 0, 0, probs))
+    builder.vector_steps.append(VectorStep(vec, vector_ops(shape, block), 1, scores, 0, 0, probs))
     builder.charge(op, shape.kv_block_bytes(block.keys), stores=1)  # K block in, scores stay on chip
     builder.charge(vec, 0, stores=1)
     return probs
@@ -298,7 +298,7 @@ def _lower_pv(builder: ProgramBuilder, shape: FlashShape, tiling: FlashTiling, o
     builder.use(v_token)
     builder.use(probs)
     w_token, a_token = (probs, v_token) if tiling.kv_split else (v_token, probs)
-    builder.steps.append(TileStep(op, *pv, w_token, a_token, query.o_id, block.first, block.last, query.o_addr,
+    builder.add_tile_step(TileStep(op, *pv, w_token, a_token, query.o_id, block.first, block.last, query.o_addr,
                                   query.q_bytes if block.last else 0))
     # V block in; the last block writes O back
     builder.charge(op, shape.kv_block_bytes(block.keys) + (query.q_bytes if block.last else 0), int(block.last))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from itertools import count
 
 from mixpe_sim.arch.pe import DequantPlacement
 from mixpe_sim.config.models import DramMemoryConfig, HardwareConfig
@@ -17,12 +16,15 @@ from mixpe_sim.workload.gemm import GemmSpec
 from mixpe_sim.workload.program import (
     NO_OP,
     NO_TOKEN,
+    TOKEN_BUFFERS,
     OpGroup,
     OpInfo,
     Program,
+    RelativeTileStep,
+    TileRun,
     TileStep,
-    Token,
     TokenBuffer,
+    TokenTable,
     VectorStep,
 )
 from mixpe_sim.workload.shapes import CausalMask
@@ -54,12 +56,22 @@ class Region:
 
 @dataclass
 class ProgramBuilder:
-    """Accumulates ops, tokens and steps for one program; `build()` freezes them."""
+    """Accumulates ops, tokens (as columns) and steps for one program; `build()` freezes them."""
 
     ops: list[OpInfo] = field(default_factory=list)
-    tokens: list[Token] = field(default_factory=list)
+    token_buffer: list[TokenBuffer] = field(default_factory=list)
+    token_addr: list[int] = field(default_factory=list)
+    token_payload: list[int] = field(default_factory=list)
+    token_scales: list[int] = field(default_factory=list)
+    token_after_op: list[int] = field(default_factory=list)
     token_uses: list[int] = field(default_factory=list)
-    steps: list[TileStep | VectorStep] = field(default_factory=list)
+    load_orders: dict[TokenBuffer, list[int]] = field(
+        default_factory=lambda: {buffer: [] for buffer in TOKEN_BUFFERS})
+    filled_bytes: dict[TokenBuffer, int] = field(
+        default_factory=lambda: dict.fromkeys(TOKEN_BUFFERS, 0))
+    scale_bytes: int = 0
+    tile_runs: list[TileRun] = field(default_factory=list)
+    vector_steps: list[VectorStep] = field(default_factory=list)
     align_bytes: int = LARGE_ALLOCATION_BYTES
     next_addr: int = 0
     next_out_id: int = 0
@@ -94,10 +106,21 @@ class ProgramBuilder:
         self.next_out_id += 1
         return out_id
 
+    def add_tile_step(self, step: TileStep) -> None:
+        """One PE-array step at absolute ids and addresses (a run of one)."""
+        self.tile_runs.append(TileRun((step[1:],), step.op, 0, 0, 0))  # type: ignore[arg-type]
+
     def _token(self, buffer: TokenBuffer, addr: int, payload: int, scales: int, after_op: int) -> int:
-        token_id = len(self.tokens)
-        self.tokens.append(Token(token_id, buffer, addr, payload, scales, after_op))
+        token_id = len(self.token_buffer)
+        self.token_buffer.append(buffer)
+        self.token_addr.append(addr)
+        self.token_payload.append(payload)
+        self.token_scales.append(scales)
+        self.token_after_op.append(after_op)
         self.token_uses.append(0)
+        self.load_orders[buffer].append(token_id)
+        self.filled_bytes[buffer] += payload
+        self.scale_bytes += scales
         return token_id
 
     def add_gemm(self, spec: GemmSpec, tiling: Tiling, placement: DequantPlacement,
@@ -143,7 +166,7 @@ class ProgramBuilder:
             offset = ceil_div(start * bits, 8)
             token = self._token("activation", inputs.base + offset, nbytes, 0, after_op)
             self.token_uses[token] = 1
-            self.steps.append(VectorStep(
+            self.vector_steps.append(VectorStep(
                 op=op, elements=count, ops_per_element=ops_per_element, in_token=token,
                 out_addr=outputs.base + offset, out_bytes=nbytes,
             ))
@@ -151,9 +174,13 @@ class ProgramBuilder:
         return op
 
     def build(self) -> Program:
-        return Program(ops=tuple(self.ops), tokens=tuple(self.tokens), token_uses=tuple(self.token_uses),
-                       steps=tuple(self.steps), op_dram_bytes=tuple(self.op_dram_bytes),
-                       op_stores=tuple(self.op_stores))
+        tokens = TokenTable(tuple(self.token_buffer), tuple(self.token_addr), tuple(self.token_payload),
+                            tuple(self.token_scales), tuple(self.token_after_op))
+        return Program(ops=tuple(self.ops), tokens=tokens, token_uses=tuple(self.token_uses),
+                       tile_runs=tuple(self.tile_runs), vector_steps=tuple(self.vector_steps),
+                       load_orders={buffer: tuple(ids) for buffer, ids in self.load_orders.items()},
+                       filled_bytes=dict(self.filled_bytes), scale_bytes=self.scale_bytes,
+                       op_dram_bytes=tuple(self.op_dram_bytes), op_stores=tuple(self.op_stores))
 
 
 class _GemmLowering:
@@ -170,6 +197,7 @@ class _GemmLowering:
         self.a_tile_stride = spec.activation_tile_bytes(tiling.mt, tiling.kt)
         self.a_row_stride = spec.activation_tile_bytes(tiling.mt, spec.k)
         self.tile_bytes: dict[tuple[int, int, int, bool], tuple[int, int, int]] = {}
+        self.steps: list[RelativeTileStep] = []
 
     def _bytes(self, mt: int, nt: int, kt: int, ki: int) -> tuple[int, int, int]:
         """(weight payload, weight scales, activation) bytes of a tile, cached per edge shape."""
@@ -220,7 +248,7 @@ class _GemmLowering:
         b.next_out_id += 1
         out_bytes = s.output_tile_bytes(mt, nt)
         out_addr = o_base + s.output_tile_bytes(mi * t.mt, s.n) + s.output_tile_bytes(mt, ni * t.nt)
-        uses, steps = b.token_uses, b.steps
+        uses, steps = b.token_uses, self.steps
         for ki in range(k_tiles):
             kt = min(t.kt, k_total - ki * t.kt)
             payload, scales, a_bytes = self._bytes(mt, nt, kt, ki)
@@ -238,8 +266,8 @@ class _GemmLowering:
                     resident_a[(mi, ki, kt)] = a_token
             uses[w_token] += 1
             uses[a_token] += 1
-            steps.append(TileStep(self.op, mt, nt, kt, w_token, a_token, out_id, ki == 0, ki == k_tiles - 1,
-                                  out_addr, out_bytes))
+            steps.append((mt, nt, kt, w_token, a_token, out_id, ki == 0, ki == k_tiles - 1, out_addr, out_bytes,
+                          NO_TOKEN))
 
 
 # Stand-ins for the producer ops while lowering a template (real op indices are >= 0, NO_OP is -1).
@@ -249,28 +277,40 @@ _WEIGHT_PRODUCER, _ACTIVATION_PRODUCER = -2, -3
 @dataclass(frozen=True, slots=True)
 class GemmTemplate:
     """One GEMM instance lowered at address 0 with token and output ids from 0: `place` copies it
-    into a program at its real addresses, ids and producers."""
+    into a program at its real addresses, ids and producers (per token: two list entries computed,
+    the rest shared; the steps are shared whole)."""
 
-    tokens: tuple[tuple[TokenBuffer, int, int, int, bool], ...]  # buffer, addr, payload, scales, weight?
+    buffer: tuple[TokenBuffer, ...]
+    addr: tuple[int, ...]  # relative to its operand's base
+    payload: tuple[int, ...]
+    scales: tuple[int, ...]
+    is_weight: tuple[bool, ...]  # the weight operand's (else the activation's): picks base and producer
     token_uses: tuple[int, ...]
-    steps: tuple[tuple[int, int, int, int, int, int, bool, bool, int, int], ...]  # TileStep without op/out_token
+    load_orders: tuple[tuple[TokenBuffer, tuple[int, ...]], ...]  # relative token ids per buffer
+    filled_bytes: tuple[tuple[TokenBuffer, int], ...]
+    scale_bytes: int
+    steps: tuple[RelativeTileStep, ...]
     outputs: int
     dram_bytes: int  # tiles loaded plus results written back
     stores: int
 
     def place(self, builder: ProgramBuilder, op: int, w_base: int, a_base: int, o_base: int,
               weight_after_op: int, activation_after_op: int) -> None:
-        t0, out0 = len(builder.tokens), builder.next_out_id
-        new = tuple.__new__  # NamedTuple construction without its Python-level __new__: this runs per tile
+        t0 = len(builder.token_buffer)
         bases, producers = (a_base, w_base), (activation_after_op, weight_after_op)  # indexed by "weight?"
-        builder.tokens.extend([
-            new(Token, (token_id, buffer, bases[weight] + addr, payload, scales, producers[weight]))
-            for token_id, (buffer, addr, payload, scales, weight) in zip(count(t0), self.tokens)])
+        builder.token_buffer.extend(self.buffer)
+        builder.token_addr.extend([bases[weight] + addr for addr, weight
+                                   in zip(self.addr, self.is_weight, strict=True)])
+        builder.token_payload.extend(self.payload)
+        builder.token_scales.extend(self.scales)
+        builder.token_after_op.extend([producers[weight] for weight in self.is_weight])
         builder.token_uses.extend(self.token_uses)
-        builder.steps.extend([
-            new(TileStep, (op, mt, nt, kt, t0 + w, t0 + a, out0 + out, first_k, last_k, o_base + out_addr,
-                           out_bytes, NO_TOKEN))
-            for mt, nt, kt, w, a, out, first_k, last_k, out_addr, out_bytes in self.steps])
+        for buffer, ids in self.load_orders:
+            builder.load_orders[buffer].extend([t0 + token_id for token_id in ids])
+        for buffer, nbytes in self.filled_bytes:
+            builder.filled_bytes[buffer] += nbytes
+        builder.scale_bytes += self.scale_bytes
+        builder.tile_runs.append(TileRun(self.steps, op, t0, builder.next_out_id, o_base))
         builder.next_out_id += self.outputs
         builder.charge(op, self.dram_bytes, self.stores)
 
@@ -279,11 +319,16 @@ class GemmTemplate:
 def gemm_template(spec: GemmSpec, tiling: Tiling, mask: CausalMask | None) -> GemmTemplate:
     """Lower instance 0 of `spec` (name and layer cleared, so equal shapes share one template)."""
     scratch = ProgramBuilder()
-    _GemmLowering(scratch, spec, tiling, 0, _ACTIVATION_PRODUCER, _WEIGHT_PRODUCER, mask).emit_instance()
-    tokens = tuple((t.buffer, t.dram_addr, t.payload_bytes, t.scale_bytes, t.after_op == _WEIGHT_PRODUCER)
-                   for t in scratch.tokens)
-    steps = tuple(tuple(step[1:11]) for step in scratch.steps)
-    stored = [step.out_bytes for step in scratch.steps if step.last_k]  # type: ignore[union-attr]
-    loaded = sum(t.payload_bytes + t.scale_bytes for t in scratch.tokens)
-    return GemmTemplate(tokens, tuple(scratch.token_uses), steps, scratch.next_out_id,  # type: ignore[arg-type]
-                        loaded + sum(stored), len(stored))
+    lowering = _GemmLowering(scratch, spec, tiling, 0, _ACTIVATION_PRODUCER, _WEIGHT_PRODUCER, mask)
+    lowering.emit_instance()
+    stored = [step[9] for step in lowering.steps if step[7]]  # out_bytes of each last K tile
+    loaded = sum(scratch.token_payload) + scratch.scale_bytes
+    return GemmTemplate(
+        buffer=tuple(scratch.token_buffer), addr=tuple(scratch.token_addr), payload=tuple(scratch.token_payload),
+        scales=tuple(scratch.token_scales),
+        is_weight=tuple(after == _WEIGHT_PRODUCER for after in scratch.token_after_op),
+        token_uses=tuple(scratch.token_uses),
+        load_orders=tuple((buffer, tuple(ids)) for buffer, ids in scratch.load_orders.items() if ids),
+        filled_bytes=tuple(scratch.filled_bytes.items()), scale_bytes=scratch.scale_bytes,
+        steps=tuple(lowering.steps), outputs=scratch.next_out_id, dram_bytes=loaded + sum(stored),
+        stores=len(stored))
