@@ -283,6 +283,30 @@ def test_fused_lowering_conserves_bytes_and_work(tokens: int, group: int, before
 
 
 @pytest.mark.parametrize("attention", ["unfused", "fused"])
+def test_buffer_reads_are_each_tiles_own_operand_bytes(attention: str) -> None:
+    """Tiles of one op and shape can carry different operands (fused attention: QK reads Q from the
+    activation buffer, PV takes the on-chip probabilities): each tile is priced with its own bytes."""
+    from mixpe_sim.arch.pe import ArraySpec, GemmPrecision, tile_cost
+
+    hw = hw_with(attention=attention)
+    program = compile_step(tiny(), hw, shape_of((24, 40), (1, 63)), layers=[0])
+    raw = simulate(hw, program)
+    array, tokens = ArraySpec.from_hw(hw), program.tokens
+    weight = activation = 0
+    for s in program.tile_steps():
+        op = program.ops[s.op]
+        w, a = tokens[s.weight_token], tokens[s.activation_token]
+        cost = tile_cost(array, GemmPrecision(op.weight_bits, op.activation_bits, op.dequant, op.group_size),
+                         s.mt, s.nt, s.kt, w.nbytes, a.nbytes, s.last_k)
+        weight += w.payload_bytes * cost.weight_passes
+        weight += w.scale_bytes * cost.weight_passes * (not hw.buffers.scale)  # no scale SRAM: same buffer
+        activation += a.payload_bytes * cost.activation_passes
+    activation += sum(tokens[v.in_token].payload_bytes for v in program.vector_steps)  # the vector unit's
+    assert raw.buffers["weight"].bytes_read == weight
+    assert raw.buffers["activation"].bytes_read == activation
+
+
+@pytest.mark.parametrize("attention", ["unfused", "fused"])
 def test_mixed_batch_simulates_and_dram_sees_exactly_the_program_traffic(attention: str) -> None:
     """A serving-style iteration (a prefill chunk over a prefix plus decodes) runs to completion;
     on-chip tokens and results never reach DRAM."""

@@ -3,8 +3,9 @@
 Each walks its steps in program order: wait for the operand tiles (attributing the wait to its
 cause), reserve output-buffer space, stay busy for the closed-form tile time, release inputs after
 their last use and hand finished output tiles to the store DMA. One timeout per tile, never per
-cycle. Per-tile action counts are tallied per distinct tile cost and folded into the op counters
-after the run, which keeps the per-tile work small.
+cycle. A run's tiles (one GEMM instance, docs/performance.md) are looked up once, per distinct tile
+cost, and counted before they run (every step runs once); the counts are folded into the op counters
+after the run, so a tile costs the array two list reads besides its timing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mixpe_sim.hardware.dma import OpCompletion, StoreDMA, StoreRequest
 from mixpe_sim.hardware.primitives import NOT_YET, Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import BITS_PER_BYTE, ceil_div, cycles_to_ps
-from mixpe_sim.workload.program import NO_OP, NO_TOKEN, OpInfo, TileRun, TokenTable, VectorStep
+from mixpe_sim.workload.program import NO_OP, NO_TOKEN, OpInfo, RelativeTileStep, TileRun, TokenTable, VectorStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,8 @@ class Operands:
 
 @dataclass(slots=True)
 class _TileEntry:
-    """Cached per (op, Mt, Nt, Kt, first/last K tile): time on the array and actions of one such tile,
-    and how many such tiles ran (folded into the op counters after the run)."""
+    """Time on the array and actions of one tile, cached per precision, tile shape, last K tile or not
+    and operand bytes (the only inputs of tile_cost)."""
 
     busy_ps: int
     compute_ps: int
@@ -54,7 +55,20 @@ class _TileEntry:
     weight_read_bytes: int
     scale_read_bytes: int
     activation_read_bytes: int
-    count: int = 0
+
+
+# A tally key: op, Mt, Nt, Kt, first K tile, last K tile, then the entry's operand bytes (sorted, so the
+# float sums of the fold run in one fixed order)
+_TallyKey = tuple[int, int, int, int, bool, bool, int, int, int, int]
+
+
+@dataclass(slots=True)
+class _RunPlan:
+    """What the array needs to walk one run's steps: each step's entry and, per tally key of the op's
+    tiles, how many of the run's steps have it (every step runs once, so the counts are known before)."""
+
+    entries: list[_TileEntry]
+    counts: list[tuple[tuple[int, int, int, bool, bool, int, int, int, int], _TileEntry, int]]
 
 
 class _ComputeUnit:
@@ -146,17 +160,48 @@ class PEArray(_ComputeUnit):
         self._array = ArraySpec.from_hw(hw)
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits
-        self._entries: dict[tuple[int, int, int, int, bool, bool], _TileEntry] = {}
+        self._entries: dict[tuple[GemmPrecision, int, int, int, bool, int, int, int, int], _TileEntry] = {}
+        # keyed by the op's precision and the identity of the run's steps: a GEMM template's steps are
+        # one shared tuple for every instance and block of its shape (alive as long as the program)
+        self._plans: dict[tuple[GemmPrecision, int], _RunPlan] = {}
+        self._tally: dict[_TallyKey, tuple[_TileEntry, int]] = {}
         self.process = env.process(self._run(runs))
 
-    def _entry(self, op_index: int, mt: int, nt: int, kt: int, last_k: bool, w_token: int,
-               a_token: int) -> _TileEntry:
-        op = self.operands.ops[op_index]
-        precision = GemmPrecision(op.weight_bits, op.activation_bits, op.dequant, op.group_size)
-        payload, scales = self._token_payload, self._token_scales
-        cost = tile_cost(self._array, precision, mt, nt, kt, payload[w_token] + scales[w_token],
-                         payload[a_token] + scales[a_token], last_k)
-        par = parallelism(self._array.kind, op.weight_bits, op.activation_bits)
+    def _plan(self, op: int, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
+        """The run's plan (made once per precision and template), its counts added to the tally."""
+        info = self.operands.ops[op]
+        precision = GemmPrecision(info.weight_bits, info.activation_bits, info.dequant, info.group_size)
+        plan = self._plans.get((precision, id(steps)))
+        if plan is None:
+            plan = self._plans[(precision, id(steps))] = self._make_plan(precision, steps, t0)
+        tally = self._tally
+        for key, entry, count in plan.counts:
+            op_key = (op, *key)
+            known = tally.get(op_key)
+            tally[op_key] = (entry, count if known is None else known[1] + count)
+        return plan
+
+    def _make_plan(self, precision: GemmPrecision, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
+        payload, scales, entries = self._token_payload, self._token_scales, self._entries
+        plan_entries: list[_TileEntry] = []
+        counts: dict[tuple[int, int, int, bool, bool, int, int, int, int], tuple[_TileEntry, int]] = {}
+        for mt, nt, kt, w_rel, a_rel, _, first_k, last_k, _, _, _ in steps:
+            w_token, a_token = t0 + w_rel, t0 + a_rel
+            operand_bytes = (payload[w_token], scales[w_token], payload[a_token], scales[a_token])
+            key = (precision, mt, nt, kt, last_k, *operand_bytes)
+            entry = entries.get(key)
+            if entry is None:
+                entry = entries[key] = self._entry(precision, mt, nt, kt, last_k, *operand_bytes)
+            plan_entries.append(entry)
+            tally_key = (mt, nt, kt, first_k, last_k, *operand_bytes)
+            known = counts.get(tally_key)
+            counts[tally_key] = (entry, 1 if known is None else known[1] + 1)
+        return _RunPlan(plan_entries, [(key, entry, count) for key, (entry, count) in counts.items()])
+
+    def _entry(self, precision: GemmPrecision, mt: int, nt: int, kt: int, last_k: bool, w_payload: int,
+               w_scales: int, a_payload: int, a_scales: int) -> _TileEntry:
+        cost = tile_cost(self._array, precision, mt, nt, kt, w_payload + w_scales, a_payload + a_scales, last_k)
+        par = parallelism(self._array.kind, precision.weight_bits, precision.activation_bits)
         return _TileEntry(
             busy_ps=cycles_to_ps(cost.busy_cycles, self._freq_hz),
             compute_ps=cycles_to_ps(cost.compute_cycles, self._freq_hz),
@@ -166,21 +211,24 @@ class PEArray(_ComputeUnit):
             active_pe_cycles=cost.macs / par.macs_per_pe_cycle,
             traced_active_pes=round(cost.macs / par.macs_per_pe_cycle / max(1, cost.compute_cycles), 3),
             dequant_ps=cycles_to_ps(cost.dequant_cycles, self._freq_hz),
-            weight_read_bytes=payload[w_token] * cost.weight_passes,
-            scale_read_bytes=scales[w_token] * cost.weight_passes,
-            activation_read_bytes=payload[a_token] * cost.activation_passes,
+            weight_read_bytes=w_payload * cost.weight_passes,
+            scale_read_bytes=w_scales * cost.weight_passes,
+            activation_read_bytes=a_payload * cost.activation_passes,
         )
 
     def _run(self, runs: Sequence[TileRun]) -> Generator[simpy.Event, None, None]:
         """The engine's hottest loop (one iteration per tile): locals and tuple unpacking on purpose."""
         env, trace, run_ahead = self.env, self._trace, self._run_ahead
-        ready_ps, entries = self.operands.arrivals.ready_ps, self._entries
+        ready_ps = self.operands.arrivals.ready_ps
         deliver, remaining, free = self.operands.arrivals.deliver, self.operands.remaining_uses, self._free
         counters, submit, queue = self.counters, self.store.submit, env._queue
         skip, output = self._skip_to_arrival, self.operands.buffers["output"]
         for steps, op, t0, _, o_base in runs:
             c = counters[op]
-            for mt, nt, kt, w_rel, a_rel, _, first_k, last_k, out_addr, out_bytes, out_token in steps:
+            entries = self._plan(op, steps, t0).entries
+            for index in range(len(steps)):
+                mt, nt, kt, w_rel, a_rel, _, first_k, last_k, out_addr, out_bytes, out_token = steps[index]
+                entry = entries[index]
                 w_token, a_token = t0 + w_rel, t0 + a_rel
                 ready = ready_ps[w_token]
                 if ready > env._now:  # on its way (NOT_YET is below any time): run ahead to it if nothing is due
@@ -198,10 +246,6 @@ class PEArray(_ComputeUnit):
                         yield from self._wait_token(a_token, op, "activation_load")
                 elif ready == NOT_YET:
                     yield from self._wait_token(a_token, op, "activation_load")
-                key = (op, mt, nt, kt, first_k, last_k)
-                entry = entries.get(key)
-                if entry is None:
-                    entry = entries[key] = self._entry(op, mt, nt, kt, last_k, w_token, a_token)
                 if first_k and not output.try_reserve(entry.psum_bytes):  # no wait (the common case): no generator
                     yield from self._reserve_output(op, entry.psum_bytes)
                 start = env._now
@@ -210,7 +254,6 @@ class PEArray(_ComputeUnit):
                     env._now = end
                 else:
                     yield env.timeout(entry.busy_ps)
-                entry.count += 1
                 if c.start_ps < 0:
                     c.start_ps = start
                 c.end_ps = end
@@ -245,8 +288,7 @@ class PEArray(_ComputeUnit):
     def _fold_tally(self) -> None:
         """Turn (tile kind -> count) into op counters and buffer traffic."""
         buffers = self.operands.buffers
-        for key, entry in sorted(self._entries.items()):
-            count = entry.count
+        for key, (entry, count) in sorted(self._tally.items()):
             op, first_k = key[0], key[4]
             c = self.counters[op]
             cost = entry.cost

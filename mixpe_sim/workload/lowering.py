@@ -71,6 +71,9 @@ class ProgramBuilder:
         default_factory=lambda: dict.fromkeys(TOKEN_BUFFERS, 0))
     scale_bytes: int = 0
     tile_runs: list[TileRun] = field(default_factory=list)
+    # absolute steps (fused attention) not yet closed into a run: consecutive ones of one op form one
+    open_steps: list[RelativeTileStep] = field(default_factory=list)
+    open_op: int = NO_OP
     vector_steps: list[VectorStep] = field(default_factory=list)
     align_bytes: int = LARGE_ALLOCATION_BYTES
     next_addr: int = 0
@@ -107,8 +110,20 @@ class ProgramBuilder:
         return out_id
 
     def add_tile_step(self, step: TileStep) -> None:
-        """One PE-array step at absolute ids and addresses (a run of one)."""
-        self.tile_runs.append(TileRun((step[1:],), step.op, 0, 0, 0))  # type: ignore[arg-type]
+        """One PE-array step at absolute ids and addresses; consecutive steps of an op are one run."""
+        if step.op != self.open_op:
+            self._close_run()
+            self.open_op = step.op
+        self.open_steps.append(step[1:])  # type: ignore[arg-type]
+
+    def add_run(self, run: TileRun) -> None:
+        self._close_run()
+        self.tile_runs.append(run)
+
+    def _close_run(self) -> None:
+        if self.open_steps:
+            self.tile_runs.append(TileRun(tuple(self.open_steps), self.open_op, 0, 0, 0))
+            self.open_steps = []
 
     def _token(self, buffer: TokenBuffer, addr: int, payload: int, scales: int, after_op: int) -> int:
         token_id = len(self.token_buffer)
@@ -174,6 +189,7 @@ class ProgramBuilder:
         return op
 
     def build(self) -> Program:
+        self._close_run()
         tokens = TokenTable(tuple(self.token_buffer), tuple(self.token_addr), tuple(self.token_payload),
                             tuple(self.token_scales), tuple(self.token_after_op))
         return Program(ops=tuple(self.ops), tokens=tokens, token_uses=tuple(self.token_uses),
@@ -310,7 +326,7 @@ class GemmTemplate:
         for buffer, nbytes in self.filled_bytes:
             builder.filled_bytes[buffer] += nbytes
         builder.scale_bytes += self.scale_bytes
-        builder.tile_runs.append(TileRun(self.steps, op, t0, builder.next_out_id, o_base))
+        builder.add_run(TileRun(self.steps, op, t0, builder.next_out_id, o_base))
         builder.next_out_id += self.outputs
         builder.charge(op, self.dram_bytes, self.stores)
 
