@@ -217,12 +217,13 @@ class PEArray(_ComputeUnit):
         )
 
     def _run(self, runs: Sequence[TileRun]) -> Generator[simpy.Event, None, None]:
-        """The engine's hottest loop (one iteration per tile): locals and tuple unpacking on purpose."""
+        """The engine's hottest loop (one iteration per tile): typed locals and tuple unpacking on purpose."""
         env, trace, run_ahead = self.env, self._trace, self._run_ahead
         ready_ps = self.operands.arrivals.ready_ps
-        deliver, remaining, free = self.operands.arrivals.deliver, self.operands.remaining_uses, self._free
-        counters, submit, queue = self.counters, self.store.submit, env._queue
-        skip, output = self._skip_to_arrival, self.operands.buffers["output"]
+        # components as typed locals, their methods called on them: compiled, these are native calls
+        # (a method bound to a local would be a generic Python call)
+        arrivals, remaining, store = self.operands.arrivals, self.operands.remaining_uses, self.store
+        counters, queue, output = self.counters, env._queue, self.operands.buffers["output"]
         for steps, op, t0, _, o_base in runs:
             c = counters[op]
             entries = self._plan(op, steps, t0).entries
@@ -233,7 +234,7 @@ class PEArray(_ComputeUnit):
                 ready = ready_ps[w_token]
                 if ready > env._now:  # on its way (NOT_YET is below any time): run ahead to it if nothing is due
                     if run_ahead and (not queue or queue[0][0] > ready):
-                        skip(w_token, op, "weight_load", ready)
+                        self._skip_to_arrival(w_token, op, "weight_load", ready)
                     else:
                         yield from self._wait_token(w_token, op, "weight_load")
                 elif ready == NOT_YET:
@@ -241,7 +242,7 @@ class PEArray(_ComputeUnit):
                 ready = ready_ps[a_token]
                 if ready > env._now:
                     if run_ahead and (not queue or queue[0][0] > ready):
-                        skip(a_token, op, "activation_load", ready)
+                        self._skip_to_arrival(a_token, op, "activation_load", ready)
                     else:
                         yield from self._wait_token(a_token, op, "activation_load")
                 elif ready == NOT_YET:
@@ -262,14 +263,14 @@ class PEArray(_ComputeUnit):
                 # the result is booked on the memory before the freed input space lets the DMA load more
                 if last_k:
                     if out_token != NO_TOKEN:
-                        deliver(out_token, end)
-                    submit(StoreRequest(op, o_base + out_addr, out_bytes, entry.psum_bytes, end))
+                        arrivals.deliver(out_token, end)
+                    store.submit(StoreRequest(op, o_base + out_addr, out_bytes, entry.psum_bytes, end))
                 remaining[w_token] -= 1
                 if not remaining[w_token]:
-                    free(w_token)
+                    self._free(w_token)
                 remaining[a_token] -= 1
                 if not remaining[a_token]:
-                    free(a_token)
+                    self._free(a_token)
         self._fold_tally()
 
     def _trace_tile(self, op_index: int, mt: int, nt: int, kt: int, entry: _TileEntry, start: int) -> None:

@@ -68,7 +68,7 @@ class LoadDMA:
         """
         order, index, count = self._order, self._next, self._count
         addrs, payloads, scales_of, after_ops = self._addr, self._payload, self._scales, self._after_op
-        done, deliver, request = self.completion.done, self._deliver, self._request
+        done, deliver, request, arrivals = self.completion.done, self._deliver, self._request, self.arrivals
         buffer, shared, traced = self.buffer, self._shared_scales, self._trace.enabled
         now = self.env._now
         while index < count:
@@ -88,8 +88,11 @@ class LoadDMA:
             if traced:
                 self._issued[token_id] = (now, payload + scales, addr)
             ready = request(now, addr, payload + scales, False, deliver, token_id)
-            if ready is not None:
-                deliver(token_id, ready)
+            if ready is not None:  # known at once: a native call when compiled, not the callback's
+                if traced:
+                    self._arrived_traced(token_id, ready)
+                else:
+                    arrivals.deliver(token_id, ready)
             index += 1
         self._next = index
 
