@@ -160,11 +160,7 @@ class ProgramBuilder:
         # every instance lowers to the same tiles at other addresses: lower one once (cached across
         # ops, blocks and steps of equal shape) and place a copy per instance
         template = gemm_template(replace(spec, name="", layer=-1), tiling, mask)
-        w_stride, a_stride = weights.nbytes // spec.instances, activations.nbytes // spec.instances
-        o_stride = outputs.nbytes // spec.instances
-        for instance in range(spec.instances):
-            template.place(self, op, weights.base + instance * w_stride, activations.base + instance * a_stride,
-                           outputs.base + instance * o_stride, weight_after_op, activation_after_op)
+        template.place(self, op, weights, activations, outputs, spec.instances, weight_after_op, activation_after_op)
         return op
 
     def add_vector(self, name: str, layer: int, elements: int, ops_per_element: int, bits: int,
@@ -310,25 +306,34 @@ class GemmTemplate:
     dram_bytes: int  # tiles loaded plus results written back
     stores: int
 
-    def place(self, builder: ProgramBuilder, op: int, w_base: int, a_base: int, o_base: int,
-              weight_after_op: int, activation_after_op: int) -> None:
-        t0 = len(builder.token_buffer)
-        bases, producers = (a_base, w_base), (activation_after_op, weight_after_op)  # indexed by "weight?"
-        builder.token_buffer.extend(self.buffer)
-        builder.token_addr.extend([bases[weight] + addr for addr, weight
-                                   in zip(self.addr, self.is_weight, strict=True)])
-        builder.token_payload.extend(self.payload)
-        builder.token_scales.extend(self.scales)
-        builder.token_after_op.extend([producers[weight] for weight in self.is_weight])
-        builder.token_uses.extend(self.token_uses)
+    def place(self, builder: ProgramBuilder, op: int, weights: Region, activations: Region, outputs: Region,
+              instances: int, weight_after_op: int, activation_after_op: int) -> None:
+        """`instances` copies, instance i at offset i x (region size / instances) in each region."""
+        t0, tokens = len(builder.token_buffer), len(self.buffer)
+        w_stride, a_stride = weights.nbytes // instances, activations.nbytes // instances
+        o_stride = outputs.nbytes // instances
+        producers = (activation_after_op, weight_after_op)  # indexed by "weight?"
+        builder.token_buffer.extend(self.buffer * instances)
+        builder.token_payload.extend(self.payload * instances)
+        builder.token_scales.extend(self.scales * instances)
+        builder.token_after_op.extend([producers[weight] for weight in self.is_weight] * instances)
+        builder.token_uses.extend(self.token_uses * instances)
+        relative = tuple(zip(self.addr, self.is_weight, strict=True))
+        for instance in range(instances):
+            bases = (activations.base + instance * a_stride, weights.base + instance * w_stride)
+            builder.token_addr.extend([bases[weight] + addr for addr, weight in relative])
         for buffer, ids in self.load_orders:
-            builder.load_orders[buffer].extend([t0 + token_id for token_id in ids])
+            builder.load_orders[buffer].extend([t0 + instance * tokens + token_id
+                                                for instance in range(instances) for token_id in ids])
         for buffer, nbytes in self.filled_bytes:
-            builder.filled_bytes[buffer] += nbytes
-        builder.scale_bytes += self.scale_bytes
-        builder.add_run(TileRun(self.steps, op, t0, builder.next_out_id, o_base))
-        builder.next_out_id += self.outputs
-        builder.charge(op, self.dram_bytes, self.stores)
+            builder.filled_bytes[buffer] += nbytes * instances
+        builder.scale_bytes += self.scale_bytes * instances
+        out0 = builder.next_out_id
+        for instance in range(instances):
+            builder.add_run(TileRun(self.steps, op, t0 + instance * tokens, out0 + instance * self.outputs,
+                                    outputs.base + instance * o_stride))
+        builder.next_out_id += self.outputs * instances
+        builder.charge(op, self.dram_bytes * instances, self.stores * instances)
 
 
 @lru_cache(maxsize=512)
