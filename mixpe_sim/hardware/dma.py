@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.clock import ArrivalEvent, Clock
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
+from mixpe_sim.hardware.memory import FlatMemory
 from mixpe_sim.hardware.primitives import Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.workload.program import NO_OP, TokenTable
@@ -51,6 +52,9 @@ class LoadDMA:
         self._order, self._count = order, len(order)
         self._next = 0  # index into order of the next token to load
         self._request = memory.request
+        # the flat link answers every request at once: called natively when compiled (through the
+        # protocol's bound method it is a generic call with its six arguments boxed)
+        self._flat = memory if isinstance(memory, FlatMemory) else None
         self._holding_payload = False  # separate scale SRAM: payload space held while scale space frees
         self._shared_scales = scale_buffer is buffer
         self._trace = trace
@@ -69,6 +73,7 @@ class LoadDMA:
         order, index, count = self._order, self._next, self._count
         addrs, payloads, scales_of, after_ops = self._addr, self._payload, self._scales, self._after_op
         done, deliver, request, arrivals = self.completion.done, self._deliver, self._request, self.arrivals
+        flat = self._flat
         buffer, shared, traced = self.buffer, self._shared_scales, self._trace.enabled
         now = self.env._now
         while index < count:
@@ -87,7 +92,11 @@ class LoadDMA:
             addr = addrs[token_id]
             if traced:
                 self._issued[token_id] = (now, payload + scales, addr)
-            ready = request(now, addr, payload + scales, False, deliver, token_id)
+            ready: int | None
+            if flat is not None:
+                ready = flat.request(now, addr, payload + scales, False)
+            else:
+                ready = request(now, addr, payload + scales, False, deliver, token_id)
             if ready is not None:  # known at once: a native call when compiled, not the callback's
                 if traced:
                     self._arrived_traced(token_id, ready)
