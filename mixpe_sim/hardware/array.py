@@ -160,28 +160,37 @@ class PEArray(_ComputeUnit):
         self._array = ArraySpec.from_hw(hw)
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits
-        self._entries: dict[tuple[GemmPrecision, int, int, int, bool, int, int, int, int], _TileEntry] = {}
-        # keyed by the op's precision and the identity of the run's steps: a GEMM template's steps are
-        # one shared tuple for every instance and block of its shape (alive as long as the program)
-        self._plans: dict[tuple[GemmPrecision, int], _RunPlan] = {}
-        self._tally: dict[_TallyKey, tuple[_TileEntry, int]] = {}
+        # per op, the index of its precision among the distinct ones (small ints hash fast)
+        self._precisions: list[GemmPrecision] = []
+        index_of: dict[GemmPrecision, int] = {}
+        self._precision_of_op: list[int] = []
+        for info in operands.ops:
+            precision = GemmPrecision(info.weight_bits, info.activation_bits, info.dequant, info.group_size)
+            if precision not in index_of:
+                index_of[precision] = len(self._precisions)
+                self._precisions.append(precision)
+            self._precision_of_op.append(index_of[precision])
+        self._entries: dict[tuple[int, int, int, int, bool, int, int, int, int], _TileEntry] = {}
+        # keyed by the precision and the identity of the run's steps: a GEMM template's steps are one
+        # shared tuple for every instance and block of its shape (alive as long as the program)
+        self._plan_index: dict[tuple[int, int], int] = {}
+        self._plans: list[_RunPlan] = []
+        self._runs_per_plan: dict[tuple[int, int], int] = {}  # (op, plan index) -> runs
         self.process = env.process(self._run(runs))
 
     def _plan(self, op: int, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
-        """The run's plan (made once per precision and template), its counts added to the tally."""
-        info = self.operands.ops[op]
-        precision = GemmPrecision(info.weight_bits, info.activation_bits, info.dequant, info.group_size)
-        plan = self._plans.get((precision, id(steps)))
-        if plan is None:
-            plan = self._plans[(precision, id(steps))] = self._make_plan(precision, steps, t0)
-        tally = self._tally
-        for key, entry, count in plan.counts:
-            op_key = (op, *key)
-            known = tally.get(op_key)
-            tally[op_key] = (entry, count if known is None else known[1] + count)
-        return plan
+        """The run's plan (made once per precision and template); the run is counted for the fold."""
+        key = (self._precision_of_op[op], id(steps))
+        index = self._plan_index.get(key)
+        if index is None:
+            index = self._plan_index[key] = len(self._plans)
+            self._plans.append(self._make_plan(key[0], steps, t0))
+        runs = self._runs_per_plan
+        run_key = (op, index)
+        runs[run_key] = runs.get(run_key, 0) + 1
+        return self._plans[index]
 
-    def _make_plan(self, precision: GemmPrecision, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
+    def _make_plan(self, precision: int, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
         payload, scales, entries = self._token_payload, self._token_scales, self._entries
         plan_entries: list[_TileEntry] = []
         counts: dict[tuple[int, int, int, bool, bool, int, int, int, int], tuple[_TileEntry, int]] = {}
@@ -191,12 +200,23 @@ class PEArray(_ComputeUnit):
             key = (precision, mt, nt, kt, last_k, *operand_bytes)
             entry = entries.get(key)
             if entry is None:
-                entry = entries[key] = self._entry(precision, mt, nt, kt, last_k, *operand_bytes)
+                entry = entries[key] = self._entry(self._precisions[precision], mt, nt, kt, last_k,
+                                                   *operand_bytes)
             plan_entries.append(entry)
             tally_key = (mt, nt, kt, first_k, last_k, *operand_bytes)
             known = counts.get(tally_key)
             counts[tally_key] = (entry, 1 if known is None else known[1] + 1)
         return _RunPlan(plan_entries, [(key, entry, count) for key, (entry, count) in counts.items()])
+
+    def _tally(self) -> dict[_TallyKey, tuple[_TileEntry, int]]:
+        """Per op and tile kind: its entry and how many such tiles ran (each run's plan counts)."""
+        tally: dict[_TallyKey, tuple[_TileEntry, int]] = {}
+        for (op, index), runs in self._runs_per_plan.items():
+            for key, entry, count in self._plans[index].counts:
+                op_key = (op, *key)
+                known = tally.get(op_key)
+                tally[op_key] = (entry, count * runs if known is None else known[1] + count * runs)
+        return tally
 
     def _entry(self, precision: GemmPrecision, mt: int, nt: int, kt: int, last_k: bool, w_payload: int,
                w_scales: int, a_payload: int, a_scales: int) -> _TileEntry:
@@ -289,7 +309,7 @@ class PEArray(_ComputeUnit):
     def _fold_tally(self) -> None:
         """Turn (tile kind -> count) into op counters and buffer traffic."""
         buffers = self.operands.buffers
-        for key, (entry, count) in sorted(self._tally.items()):
+        for key, (entry, count) in sorted(self._tally().items()):
             op, first_k = key[0], key[4]
             c = self.counters[op]
             cost = entry.cost
