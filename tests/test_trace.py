@@ -220,6 +220,15 @@ def test_fixed_point_microseconds_are_exact() -> None:
     assert fixed_us(123_456_789_012) == "123456.789012"
 
 
+@given(st.integers(0, 10**18))
+def test_fixed_point_microseconds_are_the_exact_decimal(time_ps: int) -> None:
+    from decimal import Decimal
+
+    text = fixed_us(time_ps)
+    assert re.fullmatch(r"\d+\.\d{1,6}", text) and (text.endswith(".0") or not text.endswith("0"))
+    assert Decimal(text) == Decimal(time_ps) / 10**6
+
+
 spans = st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 10**7), st.integers(0, 10**6)), max_size=60)
 
 

