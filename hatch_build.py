@@ -22,6 +22,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 # the code that runs per tile step, per DMA transfer and per trace record (docs/performance.md)
 COMPILED_MODULES = [
     "mixpe_sim/hardware/dram/timing.py",  # DRAM channel timing: one call per transfer
+    "mixpe_sim/hardware/dram/memory.py",  # the channels' striping (lockstep: one representative)
     "mixpe_sim/hardware/array.py",  # the PE array's and vector unit's tile loops
     "mixpe_sim/hardware/dma.py",
     "mixpe_sim/hardware/buffers.py",

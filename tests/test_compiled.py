@@ -2,8 +2,8 @@
 
 The suite imports the checkout's source; a non-editable install carries the hot modules compiled. A
 fresh interpreter outside the checkout (`-I`: no current directory, no PYTHONPATH) runs the installed
-package; the tests compare it with the source on DRAM channel timing (every returned time of random
-traffic) and on whole traced runs (result, trace.json and timeline.csv). They skip when the installed
+package; the tests compare it with the source on DRAM channel timing and striping (every returned
+time of random traffic) and on whole traced runs (result, trace.json and timeline.csv). They skip when the installed
 package is the checkout itself or a pure-Python build.
 """
 
@@ -56,6 +56,33 @@ for name in ["ddr4-3200", "ddr5-4800", "lpddr5-6400", "gddr6", "hbm2e", "hbm3"]:
 print(json.dumps({"cases": cases, "mismatches": mismatches}))
 """
 
+COMPARE_MEMORY = r"""
+import dataclasses, importlib.util, json, random, sys
+from mixpe_sim.config import load_hardware
+import mixpe_sim.hardware.dram.memory as installed
+
+spec = importlib.util.spec_from_file_location("memory_from_source", sys.argv[1])
+source = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(source)
+cases = mismatches = 0
+for name in ["ddr4-3200", "lpddr5-6400", "hbm3"]:
+    for model in ["lockstep", "independent"]:
+        cfg = load_hardware("mixpe-w4a16", name, [("memory.channel_model", model)]).memory
+        fast, reference = installed.DramMemory(cfg), source.DramMemory(cfg)
+        rng = random.Random(11)
+        now = 0
+        for _ in range(300):
+            addr, nbytes = rng.randrange(0, 1 << 26), rng.choice([64, 100, 2048, 8704, 43_520, 200_000])
+            write = rng.random() < 0.2
+            now += rng.choice([0, 0, 1000, 50_000])
+            cases += 1
+            mismatches += fast.request(now, addr, nbytes, write) != reference.request(now, addr, nbytes, write)
+        fast.finish(now)
+        reference.finish(now)
+        mismatches += dataclasses.asdict(fast.counters) != dataclasses.asdict(reference.counters)
+print(json.dumps({"cases": cases, "mismatches": mismatches}))
+"""
+
 
 def installed_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter that imports the installed package, not this checkout."""
@@ -82,6 +109,14 @@ def test_the_compiled_dram_timing_equals_the_source(compiled: list[str], tmp_pat
                            cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"cases": 6 * 3 * 2 * 400, "mismatches": 0}
+
+
+def test_the_compiled_dram_striping_equals_the_source(compiled: list[str], tmp_path: Path) -> None:
+    assert "mixpe_sim.hardware.dram.memory" in compiled
+    run = installed_python(COMPARE_MEMORY, str(ROOT / "mixpe_sim" / "hardware" / "dram" / "memory.py"),
+                           cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"cases": 3 * 2 * 300, "mismatches": 0}
 
 
 @pytest.mark.parametrize("argv", [

@@ -38,14 +38,14 @@ class DramMemory:
         self._few_channels_bursts = (cfg.channels - 1) * self._granule_bursts  # more: every channel touched
         self._prepaid = 0  # channel bursts the representative served ahead of the transfers' shares
         self.counters = MemoryCounters(channel_busy_ps=[0] * cfg.channels)
-        if self.lockstep:  # one call per transfer on the engine's hottest path
-            self.request = self.access = self._lockstep  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ engine interface
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
                 deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int | None:
         """The engine's interface (the time is known at once: `deliver` is for deferred models)."""
+        if self.lockstep:
+            return self._lockstep(now_ps, addr, nbytes, is_write)
         return self.access(now_ps, addr, nbytes, is_write)
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
@@ -61,10 +61,8 @@ class DramMemory:
         self._count(nbytes, last - first + 1, is_write, finish - now_ps)
         return finish
 
-    def _lockstep(self, now: int, addr: int, nbytes: int, is_write: bool,
-                  deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int:
-        """The representative channel serves the transfer's average share (one call per transfer: this
-        is bound as `request` and `access` in lockstep mode)."""
+    def _lockstep(self, now: int, addr: int, nbytes: int, is_write: bool) -> int:
+        """The representative channel serves the transfer's average share."""
         burst_bytes = self._burst_bytes
         first = addr // burst_bytes
         total = (addr + nbytes - 1) // burst_bytes - first + 1  # bursts over all channels
