@@ -57,8 +57,10 @@ class _TileEntry:
     activation_read_bytes: int
 
 
-# A tally key: op, Mt, Nt, Kt, first K tile, last K tile, then the entry's operand bytes (sorted, so the
-# float sums of the fold run in one fixed order)
+# A tile kind: Mt, Nt, Kt, first K tile, last K tile, then its operands' bytes (weight payload and
+# scales, activation payload and scales); a tally key is the op followed by a tile kind (sorted, so
+# the float sums of the fold run in one fixed order)
+_TileKind = tuple[int, int, int, bool, bool, int, int, int, int]
 _TallyKey = tuple[int, int, int, int, bool, bool, int, int, int, int]
 
 
@@ -68,7 +70,7 @@ class _RunPlan:
     tiles, how many of the run's steps have it (every step runs once, so the counts are known before)."""
 
     entries: list[_TileEntry]
-    counts: list[tuple[tuple[int, int, int, bool, bool, int, int, int, int], _TileEntry, int]]
+    counts: list[tuple[_TileKind, _TileEntry, int]]
 
 
 class _ComputeUnit:
@@ -193,7 +195,7 @@ class PEArray(_ComputeUnit):
     def _make_plan(self, precision: int, steps: tuple[RelativeTileStep, ...], t0: int) -> _RunPlan:
         payload, scales, entries = self._token_payload, self._token_scales, self._entries
         plan_entries: list[_TileEntry] = []
-        counts: dict[tuple[int, int, int, bool, bool, int, int, int, int], tuple[_TileEntry, int]] = {}
+        counts: dict[_TileKind, tuple[_TileEntry, int]] = {}
         for mt, nt, kt, w_rel, a_rel, _, first_k, last_k, _, _, _ in steps:
             w_token, a_token = t0 + w_rel, t0 + a_rel
             operand_bytes = (payload[w_token], scales[w_token], payload[a_token], scales[a_token])
@@ -203,9 +205,9 @@ class PEArray(_ComputeUnit):
                 entry = entries[key] = self._entry(self._precisions[precision], mt, nt, kt, last_k,
                                                    *operand_bytes)
             plan_entries.append(entry)
-            tally_key = (mt, nt, kt, first_k, last_k, *operand_bytes)
-            known = counts.get(tally_key)
-            counts[tally_key] = (entry, 1 if known is None else known[1] + 1)
+            kind = (mt, nt, kt, first_k, last_k, *operand_bytes)
+            known = counts.get(kind)
+            counts[kind] = (entry, 1 if known is None else known[1] + 1)
         return _RunPlan(plan_entries, [(key, entry, count) for key, (entry, count) in counts.items()])
 
     def _tally(self) -> dict[_TallyKey, tuple[_TileEntry, int]]:

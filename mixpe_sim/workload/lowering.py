@@ -289,8 +289,8 @@ _WEIGHT_PRODUCER, _ACTIVATION_PRODUCER = -2, -3
 @dataclass(frozen=True, slots=True)
 class GemmTemplate:
     """One GEMM instance lowered at address 0 with token and output ids from 0: `place` copies it
-    into a program at its real addresses, ids and producers (per token: two list entries computed,
-    the rest shared; the steps are shared whole)."""
+    into a program at its real addresses, ids and producers (per token and instance only its address
+    is computed, the other columns are copied at C speed; the steps are shared whole)."""
 
     buffer: tuple[TokenBuffer, ...]
     addr: tuple[int, ...]  # relative to its operand's base
