@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 
 from mixpe_sim.hardware.buffers import Buffer
 from mixpe_sim.hardware.clock import ArrivalEvent, Clock
-from mixpe_sim.hardware.dram.memory import DramMemory
 from mixpe_sim.hardware.dram_scheduler import MemoryModel
-from mixpe_sim.hardware.memory import FlatMemory
+from mixpe_sim.hardware.memory import BusyUntilMemory
 from mixpe_sim.hardware.primitives import Arrivals
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.workload.program import NO_OP, TokenTable
@@ -53,10 +52,10 @@ class LoadDMA:
         self._order, self._count = order, len(order)
         self._next = 0  # index into order of the next token to load
         self._request = memory.request
-        # the flat link and the DRAM answer every request at once: called natively when compiled
-        # (through the protocol's bound method it is a generic call with its six arguments boxed)
-        self._flat = memory if isinstance(memory, FlatMemory) else None
-        self._dram = memory if isinstance(memory, DramMemory) else None
+        # the FCFS memories (ideal, flat, DRAM) answer every request at once: called through their
+        # base natively when compiled (through the protocol's bound method it is a generic call with
+        # its six arguments boxed)
+        self._busy_until = memory if isinstance(memory, BusyUntilMemory) else None
         self._holding_payload = False  # separate scale SRAM: payload space held while scale space frees
         self._shared_scales = scale_buffer is buffer
         self._trace = trace
@@ -75,7 +74,7 @@ class LoadDMA:
         order, index, count = self._order, self._next, self._count
         addrs, payloads, scales_of, after_ops = self._addr, self._payload, self._scales, self._after_op
         done, deliver, request, arrivals = self.completion.done, self._deliver, self._request, self.arrivals
-        flat, dram = self._flat, self._dram
+        busy_until = self._busy_until
         buffer, shared, traced = self.buffer, self._shared_scales, self._trace.enabled
         now = self.env._now
         while index < count:
@@ -95,10 +94,8 @@ class LoadDMA:
             if traced:
                 self._issued[token_id] = (now, payload + scales, addr)
             ready: int | None
-            if flat is not None:
-                ready = flat.request(now, addr, payload + scales, False)
-            elif dram is not None:
-                ready = dram.request(now, addr, payload + scales, False)
+            if busy_until is not None:
+                ready = busy_until.request(now, addr, payload + scales, False)
             else:
                 ready = request(now, addr, payload + scales, False, deliver, token_id)
             if ready is not None:  # known at once: a native call when compiled, not the callback's

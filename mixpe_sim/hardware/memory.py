@@ -40,14 +40,15 @@ class MemoryCounters:
     read_latencies_ps: list[int] = field(default_factory=list)
 
 
-class _BusyUntil:
-    """Engine interface of the FCFS models: the completion time is known when the request is made."""
+class BusyUntilMemory:
+    """Engine interface of the FCFS models (ideal, flat, DRAM): the completion time is known when the
+    request is made. Compiled, a call through this base is native (the load DMA's per-transfer call)."""
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         raise NotImplementedError
 
     def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None], tag: Any) -> int | None:
+                deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int | None:
         """The time the last byte arrives (the engine's interface; `deliver` is for deferred models)."""
         return self.access(now_ps, addr, nbytes, is_write)
 
@@ -56,7 +57,7 @@ class _BusyUntil:
         return None
 
 
-class IdealMemory(_BusyUntil):
+class IdealMemory(BusyUntilMemory):
     """Every transfer completes the moment it is issued."""
 
     def __init__(self, cfg: IdealMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
@@ -72,7 +73,7 @@ class IdealMemory(_BusyUntil):
         return now_ps
 
 
-class FlatMemory(_BusyUntil):
+class FlatMemory(BusyUntilMemory):
     """One link of fixed bandwidth plus a fixed latency (the MixPE authors' model)."""
 
     def __init__(self, cfg: FlatMemoryConfig, trace: TraceSink = NULL_SINK) -> None:

@@ -15,16 +15,13 @@ so every channel gets the same share to within one granule and walks the same ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.hardware.dram.timing import ChannelTiming
-from mixpe_sim.hardware.memory import MemoryCounters, count_transfer, direction
+from mixpe_sim.hardware.memory import BusyUntilMemory, MemoryCounters, count_transfer, direction
 from mixpe_sim.trace.sink import NULL_SINK, TraceSink
 
 
-class DramMemory:
+class DramMemory(BusyUntilMemory):
     def __init__(self, cfg: DramMemoryConfig, trace: TraceSink = NULL_SINK) -> None:
         self.cfg = cfg
         self._trace = trace
@@ -40,13 +37,6 @@ class DramMemory:
         self.counters = MemoryCounters(channel_busy_ps=[0] * cfg.channels)
 
     # ------------------------------------------------------------------ engine interface
-
-    def request(self, now_ps: int, addr: int, nbytes: int, is_write: bool,
-                deliver: Callable[[Any, int], None] | None = None, tag: Any = None) -> int | None:
-        """The engine's interface (the time is known at once: `deliver` is for deferred models)."""
-        if self.lockstep:
-            return self._lockstep(now_ps, addr, nbytes, is_write)
-        return self.access(now_ps, addr, nbytes, is_write)
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         """Book a transfer requested at `now_ps`; return when its last byte is on the bus."""
