@@ -19,7 +19,7 @@ from mixpe_sim.config import parse_overrides
 from mixpe_sim.config.models import HardwareConfig
 from mixpe_sim.errors import ConfigError
 from mixpe_sim.results import GemmResult, RequestResult, ServingLoadResult, ServingResult, StepResult
-from mixpe_sim.trace.sink import NULL_SINK, TraceSink
+from mixpe_sim.trace.sink import NULL_SINK, TraceSink, as_trace_sink
 from mixpe_sim.units import MS_PER_S
 from mixpe_sim.workload.models import ModelSpec, check_context
 from mixpe_sim.workload.models import load_model as _load_model
@@ -68,7 +68,7 @@ def _model(model: Model) -> ModelSpec:
 
 def _sink(hw: HardwareConfig, trace: bool, sink: TraceSink | None) -> tuple[TraceSink, Any]:
     if sink is not None:
-        return sink, None
+        return as_trace_sink(sink), None
     if not trace:
         return NULL_SINK, None
     from mixpe_sim.trace.memory import InMemoryTrace
@@ -97,7 +97,7 @@ def simulate_gemm(hw: Hardware, m: int, n: int, k: int, *, max_work: int | None 
 
     config = _hardware(hw)
     check_work(config, gemm_work(config, m, n, k), max_work, "max_work")
-    return GemmResult.from_dict(run_gemm(config, m, n, k, sink or NULL_SINK))  # type: ignore[return-value]
+    return GemmResult.from_dict(run_gemm(config, m, n, k, NULL_SINK if sink is None else as_trace_sink(sink)))  # type: ignore[return-value]
 
 
 def simulate_step(hw: Hardware, model: Model, phase: str, context: int, batch: int = 1, *, kv_bits: int = 16,

@@ -82,6 +82,7 @@ class _ComputeUnit:
                  store: StoreDMA, trace: TraceSink, run_ahead: bool) -> None:
         self.env, self.operands, self.counters = env, operands, counters
         self.store, self._trace = store, trace
+        self._stall_lane = trace.lane(self.name, "stall")
         self._run_ahead = run_ahead
         self._scale_buffer = operands.buffers["scale"]
         tokens = operands.tokens  # its columns, read per tile
@@ -128,7 +129,7 @@ class _ComputeUnit:
         if waited:
             self.counters[op].stall_ps[cause] += waited
             if self._trace.enabled:  # the op is the one of the next tile slice on the "tiles" lane
-                self._trace.span(self.name, "stall", cause, start_ps, self.env.now)
+                self._trace.slice(self._stall_lane, cause, start_ps, self.env.now)
 
     def _reserve_output(self, op: int, nbytes: int) -> Generator[simpy.Event, None, None]:
         start = self.env.now
@@ -159,6 +160,10 @@ class PEArray(_ComputeUnit):
                  operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
                  run_ahead: bool = True) -> None:
         super().__init__(env, operands, counters, store, trace, run_ahead)
+        self._tile_lane = trace.lane(self.name, "tiles", ("op", "m", "n", "k", "active_pes"))
+        self._dequant_lane = trace.lane("dequant", "dequant", ("op", "ops"))
+        self._op_names = [info.name for info in operands.ops]  # read per traced tile
+        self._dequant_names = [f"{info.dequant} dequant" for info in operands.ops]
         self._array = ArraySpec.from_hw(hw)
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits
@@ -295,18 +300,18 @@ class PEArray(_ComputeUnit):
                     self._free(a_token)
         self._fold_tally()
 
-    def _trace_tile(self, op_index: int, mt: int, nt: int, kt: int, entry: _TileEntry, start: int) -> None:
-        op = self.operands.ops[op_index]
-        cost = entry.cost
+    def _trace_tile(self, op: int, mt: int, nt: int, kt: int, entry: _TileEntry, start: int) -> None:
+        trace = self._trace
         # the MAC part and the tail where a slower overlapped resource held the MACs back, as counted
         compute_end = start + entry.compute_ps
-        self._trace.span(self.name, "tiles", op.name, start, compute_end,
-                         {"op": op_index, "m": mt, "n": nt, "k": kt, "active_pes": entry.traced_active_pes})
+        trace.slice(self._tile_lane, self._op_names[op], start, compute_end, op, mt, nt, kt,
+                    entry.traced_active_pes)
         if self.env._now > compute_end:
-            self._trace.span(self.name, "stall", entry.overlap_stall_cause, compute_end, self.env._now)
-        if cost.dequant_ops:
-            self._trace.span("dequant", "dequant", f"{op.dequant} dequant", start, start + entry.dequant_ps,
-                             {"op": op_index, "ops": cost.dequant_ops})
+            trace.slice(self._stall_lane, entry.overlap_stall_cause, compute_end, self.env._now)
+        dequant_ops = entry.cost.dequant_ops
+        if dequant_ops:
+            trace.slice(self._dequant_lane, self._dequant_names[op], start, start + entry.dequant_ps, op,
+                        dequant_ops)
 
     def _fold_tally(self) -> None:
         """Turn (tile kind -> count) into op counters and buffer traffic."""
@@ -339,12 +344,13 @@ class VectorUnit(_ComputeUnit):
         """The vector unit idling for its input is traced but not counted: the PE array's wait
         for vector results is already attributed (cause "vector"), counting both would double it."""
         if self._trace.enabled and self.env.now > start_ps:
-            self._trace.span(self.name, "stall", cause, start_ps, self.env.now, {"op": op})
+            self._trace.slice(self._op_stall_lane, cause, start_ps, self.env.now, op)
 
     def __init__(self, env: Clock, hw: HardwareConfig, steps: Sequence[VectorStep],
                  operands: Operands, counters: list[OpCounters], store: StoreDMA, trace: TraceSink,
                  run_ahead: bool = True) -> None:
         super().__init__(env, operands, counters, store, trace, run_ahead)
+        self._op_stall_lane = trace.lane(self.name, "stall", ("op",))
         self._lanes = hw.vector.lanes
         self._freq_hz = hw.core_freq_hz
         self.process = env.process(self._run(steps))

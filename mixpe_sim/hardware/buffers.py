@@ -28,7 +28,7 @@ class Buffer:
         self._waiters: deque[tuple[int, simpy.Event]] = deque()
         self._trace = trace
         self._traced = trace.enabled  # read on every reservation and release
-        self._component = f"buffer.{name}"  # as the trace names it
+        self._occupancy_lane = trace.lane(f"buffer.{name}", "occupancy_bytes")  # as the trace names it
         self.counters = BufferCounters()
         # set by the DMA that fills this buffer when it stops for lack of space: called once on the next release
         self.wake_on_release: Callable[[], None] | None = None
@@ -46,7 +46,7 @@ class Buffer:
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
         if self._traced:
-            self._trace.counter(self._component, "occupancy_bytes", self.env.now, occupancy)
+            self._trace.sample(self._occupancy_lane, self.env._now, occupancy)
         return True
 
     def reserve(self, nbytes: int) -> Generator[simpy.Event, None, None]:
@@ -65,7 +65,7 @@ class Buffer:
         if self._waiters:
             self._grant()
         if self._traced:
-            self._trace.counter(self._component, "occupancy_bytes", self.env.now, self.occupancy_bytes)
+            self._trace.sample(self._occupancy_lane, self.env._now, self.occupancy_bytes)
         wake = self.wake_on_release
         if wake is not None:
             self.wake_on_release = None
@@ -84,4 +84,4 @@ class Buffer:
         if occupancy > self.counters.peak_occupancy_bytes:
             self.counters.peak_occupancy_bytes = occupancy
         if self._traced:
-            self._trace.counter(self._component, "occupancy_bytes", self.env.now, occupancy)
+            self._trace.sample(self._occupancy_lane, self.env._now, occupancy)

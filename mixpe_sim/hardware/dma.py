@@ -59,7 +59,9 @@ class LoadDMA:
         self._holding_payload = False  # separate scale SRAM: payload space held while scale space frees
         self._shared_scales = scale_buffer is buffer
         self._trace = trace
-        self._issued: dict[int, tuple[int, int, int]] = {}  # traced runs: token -> (issue time, bytes, addr)
+        self._load_lane = trace.lane(f"dma.{name}", "load", ("token", "bytes", "addr"))
+        # traced runs: each token's issue time (its bytes and address are the token's)
+        self._issued_ps = [0] * len(tokens.payload_bytes) if trace.enabled else []
         self._deliver: Callable[[Any, int], None] = self._arrived_traced if trace.enabled else arrivals.deliver
 
     @property
@@ -92,7 +94,7 @@ class LoadDMA:
                 break
             addr = addrs[token_id]
             if traced:
-                self._issued[token_id] = (now, payload + scales, addr)
+                self._issued_ps[token_id] = now
             ready: int | None
             if busy_until is not None:
                 ready = busy_until.request(now, addr, payload + scales, False)
@@ -120,9 +122,9 @@ class LoadDMA:
         return True
 
     def _arrived_traced(self, token_id: int, ready_ps: int) -> None:
-        issued, nbytes, addr = self._issued.pop(token_id)
-        self._trace.span(f"dma.{self.name}", "load", "load", issued, ready_ps,
-                         {"token": token_id, "bytes": nbytes, "addr": addr})
+        nbytes = self._payload[token_id] + self._scales[token_id]
+        self._trace.slice(self._load_lane, "load", self._issued_ps[token_id], ready_ps, token_id, nbytes,
+                          self._addr[token_id])
         self.arrivals.deliver(token_id, ready_ps)
 
 
@@ -140,6 +142,7 @@ class StoreDMA:
         self.env, self.memory, self.buffer = env, memory, buffer
         self._completion = completion
         self._trace = trace
+        self._store_lane = trace.lane("dma.store", "store", ("op", "bytes", "addr"))
 
     def submit(self, request: StoreRequest) -> None:
         """Book the write on the memory now; free the buffer space when its last byte is out."""
@@ -158,7 +161,7 @@ class StoreDMA:
 
     def _complete(self, request: StoreRequest) -> None:
         if self._trace.enabled:
-            self._trace.span("dma.store", "store", "store", request.issued_ps, self.env.now,
-                             {"op": request.op, "bytes": request.nbytes, "addr": request.addr})
+            self._trace.slice(self._store_lane, "store", request.issued_ps, self.env.now, request.op,
+                              request.nbytes, request.addr)
         self.buffer.release(request.reserved_bytes)
         self._completion.store_finished(request.op)

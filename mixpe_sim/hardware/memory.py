@@ -65,11 +65,12 @@ class IdealMemory(BusyUntilMemory):
         self.channels = 1
         self.counters = MemoryCounters(channel_busy_ps=[0])
         self._trace = trace
+        self._link_lane = trace.lane("dram", "link", ("bytes",))
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         count_transfer(self.counters, nbytes, is_write, 0)
         if self._trace.enabled:
-            self._trace.span("dram", "link", direction(is_write), now_ps, now_ps, {"bytes": nbytes})
+            self._trace.slice(self._link_lane, direction(is_write), now_ps, now_ps, nbytes)
         return now_ps
 
 
@@ -85,6 +86,7 @@ class FlatMemory(BusyUntilMemory):
         self._bus_free_ps = 0
         self.counters = MemoryCounters(channel_busy_ps=[0])
         self._trace = trace
+        self._link_lane = trace.lane("dram", "link", ("bytes",))
 
     def access(self, now_ps: int, addr: int, nbytes: int, is_write: bool) -> int:
         return self.request(now_ps, addr, nbytes, is_write)
@@ -102,7 +104,7 @@ class FlatMemory(BusyUntilMemory):
         counters = self.counters
         counters.channel_busy_ps[0] += duration
         if self._trace.enabled:
-            self._trace.span("dram", "link", direction(is_write), start, end, {"bytes": nbytes})
+            self._trace.slice(self._link_lane, direction(is_write), start, end, nbytes)
         finish = end + self._latency_ps
         counters.requests += 1  # _count, inlined: one call per transfer
         if is_write:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixpe_sim.trace.sink import TeeSink
+from mixpe_sim.trace.sink import TeeSink, TraceSink
 from mixpe_sim.trace.timeline import TimelineRecorder
 from mixpe_sim.units import PS_PER_S
 
 
-class SpanCollector:
+class SpanCollector(TraceSink):
     """Every span and instant, in the order reported."""
 
-    enabled = True
-
     def __init__(self) -> None:
+        self.enabled = True
         self.spans: list[tuple[str, str, str, int, int, dict[str, Any] | None]] = []
 
     def span(self, component: str, lane: str, name: str, start_ps: int, end_ps: int,

@@ -27,6 +27,8 @@ class DramMemory(BusyUntilMemory):
         self._trace = trace
         self.channels = cfg.channels
         self.lockstep = cfg.channel_model == "lockstep"
+        self._lockstep_lane = trace.lane("dram", f"channels x{cfg.channels} (lockstep)", ("bytes",))
+        self._channel_lanes = [trace.lane("dram", f"channel {c}", ("bytes",)) for c in range(cfg.channels)]
         self._timings = [ChannelTiming(cfg) for _ in range(1 if self.lockstep else cfg.channels)]
         self._representative = self._timings[0]  # the channel lockstep mode times
         self._burst_bytes = cfg.burst_bytes
@@ -74,8 +76,7 @@ class DramMemory(BusyUntilMemory):
                     if busiest > finish:
                         finish = busiest
         if self._trace.enabled:
-            self._trace.span("dram", f"channels x{self.channels} (lockstep)", direction(is_write), start, finish,
-                             {"bytes": nbytes})
+            self._trace.slice(self._lockstep_lane, direction(is_write), start, finish, nbytes)
         counters = self.counters  # _count, inlined: once per transfer
         counters.requests += 1
         if is_write:
@@ -122,7 +123,7 @@ class DramMemory(BusyUntilMemory):
         first = lo // self._burst_bytes
         start, end = self._timings[channel].serve(first, (hi - 1) // self._burst_bytes - first + 1, now_ps, is_write)
         if self._trace.enabled:
-            self._trace.span("dram", f"channel {channel}", direction(is_write), start, end, {"bytes": hi - lo})
+            self._trace.slice(self._channel_lanes[channel], direction(is_write), start, end, hi - lo)
         return end
 
     def bus_free_ps(self, channel: int) -> int:
