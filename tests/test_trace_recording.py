@@ -182,3 +182,21 @@ def test_a_lanes_values_are_bound_to_its_keys_in_order() -> None:
     with pytest.raises(ValueError, match="at most 5"):
         sink.lane("x", "y", ("a", "b", "c", "d", "e", "f"))
     assert isinstance(lane, TraceLane)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_equal_values_of_other_types_are_written_as_themselves(tmp_path: Path, background: bool) -> None:
+    """1, 1.0 and True are equal as keys but print differently; a list is no key at all."""
+    records = [("op", 1), ("op", 1.0), ("op", True), ("op", 1), ("op", [1, 2]), ("op", "x"), ("op", None)]
+
+    def feed(sink: TraceSink) -> None:
+        for at, (key, value) in enumerate(records * 200):
+            sink.span("controller", "ops", "o", 10 * at, 10 * at + 5, {key: value})
+            sink.instant("controller", "mark", 10 * at, {key: value})
+        sink.close()
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    feed(StreamingReference(tmp_path / "a", "tile", 1))
+    feed(TraceRecording(tmp_path / "b", "tile", 1, background=background, records_per_chunk=97))
+    assert files(tmp_path / "a") == files(tmp_path / "b")

@@ -373,8 +373,14 @@ class _TailCache:
         """`duration_ps` -1: an instant (no duration)."""
         if not self.caching:
             return self._make(duration_ps, values, first)
-        key = (duration_ps, *values[first:first + len(self.heads)])
-        text = self.known.get(key)
+        record = values[first:first + len(self.heads)]
+        # with the types: 1, 1.0 and True are equal keys but print as 1, 1.0 and true
+        key = (duration_ps, *record, *map(type, record))
+        try:
+            text = self.known.get(key)
+        except TypeError:  # a value that cannot be a key (a list): this lane is not cached
+            self.caching = False
+            return self._make(duration_ps, values, first)
         self.lookups += 1
         if text is None:
             text = self.known[key] = self._make(duration_ps, values, first)

@@ -27,6 +27,9 @@ except ImportError:  # only the compiler reads the attribute: at run time the cl
         return lambda cls: cls
 
 
+MAX_SLICE_VALUES = 5  # values a `slice` passes (the most a component reports per record: a tile's)
+
+
 class TraceLane:
     """A (component, lane) on which one component reports records with the argument `keys`, in order.
     `index` is the registering sink's own number for it (-1: the sink keeps no table)."""
@@ -72,9 +75,6 @@ class TraceSink:
     def sample(self, lane: TraceLane, time_ps: int, value: float) -> None:
         """`counter`: the lane names the counter."""
         self.counter(lane.component, lane.lane, time_ps, value)
-
-
-MAX_SLICE_VALUES = 5
 
 
 class NullSink(TraceSink):
