@@ -95,7 +95,7 @@ class TimelineRecorder(TraceSink):
     def close(self) -> None:
         """Hold every level counter at its last value until the end of the run."""
         for key, level in self._levels.items():
-            if self.end_ps > level.time_ps:
+            if level.time_ps != NEVER and self.end_ps > level.time_ps:
                 self.add(key, level.time_ps, self.end_ps, level.value * (self.end_ps - level.time_ps))
         self._levels.clear()
 
