@@ -162,8 +162,9 @@ class PEArray(_ComputeUnit):
         super().__init__(env, operands, counters, store, trace, run_ahead)
         self._tile_lane = trace.lane(self.name, "tiles", ("op", "m", "n", "k", "active_pes"))
         self._dequant_lane = trace.lane("dequant", "dequant", ("op", "ops"))
-        self._op_names = [info.name for info in operands.ops]  # read per traced tile
-        self._dequant_names = [f"{info.dequant} dequant" for info in operands.ops]
+        # read per traced tile (untraced runs never make them)
+        self._op_names = [info.name for info in operands.ops] if trace.enabled else []
+        self._dequant_names = [f"{info.dequant} dequant" for info in operands.ops] if trace.enabled else []
         self._array = ArraySpec.from_hw(hw)
         self._freq_hz = hw.core_freq_hz
         self._psum_bits = hw.array.psum_bits

@@ -7,7 +7,7 @@ trace's temporary file, which the recording leaves alone until the formatter is 
 the simulation has built anything, the formatter shares no pages the simulation writes, and no
 transfer blocks the simulation. If the formatter fails, the recording cuts its lines off and formats
 the chunks itself; where fork is unavailable, or when asked, it formats each chunk as it comes. The
-text is the same either way (ChromeTraceWriter.format_columns; tests/test_trace.py).
+text is the same either way (ChromeTraceWriter.format_columns; tests/test_trace_recording.py).
 """
 
 from __future__ import annotations
