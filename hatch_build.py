@@ -32,6 +32,7 @@ COMPILED_MODULES = [
     "mixpe_sim/trace/chrome.py",  # the trace writer and the timeline: one call per slice
     "mixpe_sim/trace/timeline.py",
     "mixpe_sim/trace/recording.py",
+    "mixpe_sim/trace/records.py",  # the recording's packed words and the text made from them
     "mixpe_sim/trace/sink.py",  # compiled classes can't be subclassed by interpreted ones: with its users
     "mixpe_sim/trace/memory.py",
 ]

@@ -147,3 +147,35 @@ def test_a_compiled_traced_run_equals_the_source(compiled: list[str], tmp_path: 
         without_wall_times(json.loads((source / "result.json").read_text()))
     for name in ("trace.json", "timeline.csv"):
         assert (installed / name).read_bytes() == (source / name).read_bytes(), name
+
+
+FEED_ODD_VALUES = r"""
+import sys
+from pathlib import Path
+from mixpe_sim.trace.recording import TraceRecording
+
+values = [1, 1.0, True, [1, 2], "x", None, 2 ** 70, -(2 ** 63), -5, float("inf"), -0.0, 1e300, 7]
+recording = TraceRecording(Path(sys.argv[1]), "tile", 1, background=sys.argv[2] == "1", records_per_chunk=97)
+lane = recording.lane("dma.weight", "load", ("token", "bytes", "addr", "x", "y"))
+for at in range(2000):
+    value = values[at % len(values)]
+    recording.span("controller", "ops", "o", 10 * at, 10 * at + 5, {"op": value})
+    recording.instant("controller", "mark", 10 * at, {"op": value})
+    recording.slice(lane, "load", 10 * at, 10 * at + 25, value, at, values[(at + 3) % len(values)], 7, value)
+recording.close()
+"""
+
+
+@pytest.mark.parametrize("background", ["0", "1"])
+def test_the_compiled_recording_writes_odd_values_as_the_source(compiled: list[str], tmp_path: Path,
+                                                                  background: str) -> None:
+    """Argument values of every kind (packed words, or objects beside them) through the compiled recording."""
+    assert "mixpe_sim.trace.records" in compiled
+    (tmp_path / "source").mkdir()
+    (tmp_path / "installed").mkdir()
+    assert subprocess.run([sys.executable, "-c", FEED_ODD_VALUES, str(tmp_path / "source"), background], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300).returncode == 0
+    run = installed_python(FEED_ODD_VALUES, str(tmp_path / "installed"), background, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for name in ("trace.json", "timeline.csv"):
+        assert (tmp_path / "installed" / name).read_bytes() == (tmp_path / "source" / name).read_bytes(), name

@@ -105,7 +105,7 @@ def test_a_formatter_that_fails_midway_is_cut_back(tmp_path: Path, references: d
 
     serve = background._serve
 
-    def failing(writer: Any, pipe: int, trace_file: str, follows: bool) -> None:
+    def failing(text: Any, pipe: int, trace_file: str, *rest: Any) -> None:
         with open(trace_file, "a") as out:
             out.write("half a line")
         os.close(pipe)
@@ -186,13 +186,19 @@ def test_a_lanes_values_are_bound_to_its_keys_in_order() -> None:
 
 @pytest.mark.parametrize("background", [False, True])
 def test_equal_values_of_other_types_are_written_as_themselves(tmp_path: Path, background: bool) -> None:
-    """1, 1.0 and True are equal as keys but print differently; a list is no key at all."""
-    records = [("op", 1), ("op", 1.0), ("op", True), ("op", 1), ("op", [1, 2]), ("op", "x"), ("op", None)]
+    """1, 1.0 and True are equal as keys but print differently; a list is no key at all; ints beyond 64
+    bits, negative ones and special floats travel as themselves; a dict of seven arguments too."""
+    records = [("op", 1), ("op", 1.0), ("op", True), ("op", 1), ("op", [1, 2]), ("op", "x"), ("op", None),
+               ("op", 2 ** 70), ("op", -(2 ** 63)), ("op", -5), ("op", float("inf")), ("op", -0.0), ("op", 1e300)]
+    values = [value for _, value in records]
 
     def feed(sink: TraceSink) -> None:
+        lane = sink.lane("dma.weight", "load", ("token", "bytes", "addr", "x", "y"))
         for at, (key, value) in enumerate(records * 200):
             sink.span("controller", "ops", "o", 10 * at, 10 * at + 5, {key: value})
             sink.instant("controller", "mark", 10 * at, {key: value})
+            sink.slice(lane, "load", 10 * at, 10 * at + 25, value, at, values[(at + 3) % len(values)], 7, value)
+        sink.span("controller", "wide", "w", 0, 9, {f"k{i}": values[i] for i in range(7)})
         sink.close()
 
     (tmp_path / "a").mkdir()
@@ -200,3 +206,10 @@ def test_equal_values_of_other_types_are_written_as_themselves(tmp_path: Path, b
     feed(StreamingReference(tmp_path / "a", "tile", 1))
     feed(TraceRecording(tmp_path / "b", "tile", 1, background=background, records_per_chunk=97))
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_a_record_with_more_arguments_than_a_word_has_kinds_for_is_refused(tmp_path: Path) -> None:
+    recording = TraceRecording(tmp_path, "tile", 1, background=False)
+    with pytest.raises(ValueError, match="at most 31 arguments"):
+        recording.span("controller", "ops", "o", 0, 1, {f"k{i}": i for i in range(32)})
+    recording.abort()

@@ -1,10 +1,10 @@
 """`--trace`: one sink that writes trace.json and integrates the timeline, written together on close.
 
-Records are kept as plain values per lane (`LaneColumns`: name, times, tid, arguments) and turned into
-text a chunk at a time beside the simulation (trace/background.py): the same bytes the streaming
-writer makes record by record (`ChromeTraceWriter.span`), off the simulation's path. The timeline
-integrates each record as it arrives, and the sub-lane (tid) of each slice is chosen then, in arrival
-order, as the streaming writer chooses it.
+Each record the trace level keeps is written as packed words into a native buffer (trace/records.py:
+lane, name id, times, argument values; no Python object per value) and turned into text a chunk at a
+time beside the simulation (trace/background.py): the same bytes the streaming writer makes record by
+record (`ChromeTraceWriter.span`), off the simulation's path. The timeline integrates each record as
+it arrives; pids are numbered here as records first arrive, sub-lanes (tids) where the text is made.
 
 Counter tracks in the trace come from the timeline windows (DRAM and DMA bandwidth, buffer occupancy,
 active PEs), so integrating a bandwidth counter over time gives back exactly the bytes moved.
@@ -13,40 +13,49 @@ active PEs), so integrating a bandwidth counter over time gives back exactly the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from mixpe_sim.report.files import csv_text
+from librt.strings import BytesWriter, write_i64_le
+from librt.vecs import vec
+
 from mixpe_sim.report.output import write_atomic
 from mixpe_sim.trace.background import ChunkFormatter
-from mixpe_sim.trace.chrome import ChromeTraceWriter, LaneColumns, TraceLevel
+from mixpe_sim.trace.chrome import ChromeTraceWriter, TraceLevel, fixed_us
+from mixpe_sim.trace.records import NAME_SHIFT, VALUE_BITS, LaneEntry, put_value, put_values
 from mixpe_sim.trace.sink import TraceLane, TraceSink
-from mixpe_sim.trace.timeline import PE_ARRAY, Level, TimelineRecorder
+from mixpe_sim.trace.timeline import ACTIVE_PES, PE_ARRAY, Level, TimelineRecorder
 
-TRACE_FILE = "trace.json"
-TIMELINE_FILE = "timeline.csv"
-RECORDS_PER_CHUNK = 1 << 14  # records handed to the formatter together (the last one is the wait on close)
-NO_SLOT = -1
-_INSTANT = "\0instant"  # the lane key of a component's instants (not a lane name a component can use)
+TRACE_FILE: Final = "trace.json"
+TIMELINE_FILE: Final = "timeline.csv"
+RECORDS_PER_CHUNK: Final = 1 << 14  # records handed to the formatter together (the last one is the wait on close)
+NO_SLOT: Final = -1
+_INSTANT: Final = "\0instant"  # the lane key of a component's instants (not a lane name a component can use)
 
 
 class _RecordedLane:
-    """What the recording does with a lane's records: which timeline series they feed, and their
-    columns when the trace level writes them."""
+    """What the recording does with a lane's records: which timeline series they feed, and whether
+    (and as which lane and name) the trace level writes them."""
 
-    __slots__ = ("active_slot", "bytes_bins", "bytes_key", "bytes_slot", "columns", "level", "level_key",
-                 "stall", "written")
+    __slots__ = ("active_bins", "active_slot", "arity", "bytes_bins", "bytes_key", "bytes_slot", "component", "index",
+                 "instant", "keys", "lane", "level", "level_key", "name", "name_id", "pid", "stall", "written")
 
-    def __init__(self, component: str, lane: str, keys: tuple[str, ...], timeline: TimelineRecorder,
+    def __init__(self, index: int, component: str, lane: str, keys: tuple[str, ...], timeline: TimelineRecorder,
                  written: bool) -> None:
+        self.index, self.component, self.lane, self.keys = index, component, lane, keys
+        self.arity = len(keys)
+        self.instant = lane == _INSTANT
         self.written = written
-        self.columns = LaneColumns(component, lane, keys, instant=lane == _INSTANT)
+        self.pid = 0  # numbered at the lane's first written record
+        self.name: str | None = None  # the last record's name, and its id
+        self.name_id = 0
         self.bytes_slot = keys.index("bytes") if "bytes" in keys else NO_SLOT
         self.bytes_key = timeline.key("bytes", component)
-        self.bytes_bins: list[float] | None = None  # the series, once it has an amount
+        self.bytes_bins: vec[float] | None = None  # the series, once it has an amount
         # as TimelineRecorder.span: the PE array's stalls by cause, else its active PEs
         self.stall = component == PE_ARRAY and lane == "stall"
         self.active_slot = keys.index("active_pes") if component == PE_ARRAY and not self.stall \
             and "active_pes" in keys else NO_SLOT
+        self.active_bins: vec[float] | None = None
         self.level_key = timeline.key(component, lane)
         self.level: Level | None = None  # the counter, once it has a value
 
@@ -71,9 +80,14 @@ class TraceRecording(TraceSink):
         self._formatter = ChunkFormatter(self.writer, background)
         self._records_per_chunk = records_per_chunk
         self._lanes: list[_RecordedLane] = []
-        self._columns: list[LaneColumns] = []
         self._lane_index: dict[tuple[str, str, tuple[str, ...]], TraceLane] = {}
-        self._order: list[int] = []  # the lane of each written record not yet turned into text
+        self._name_ids: dict[str, int] = {}
+        # the chunk being written: its words, argument values that are not numbers, new lanes and names
+        self._stream = BytesWriter()
+        self._records = 0
+        self._extras: list[object] = []
+        self._new_lanes: list[LaneEntry] = []
+        self._new_names: list[str] = []
 
     # ------------------------------------------------------------ lanes: one call per record
 
@@ -84,9 +98,7 @@ class TraceRecording(TraceSink):
         registered = TraceLane(component, lane, keys, len(self._lanes))
         # the writer keeps every component's instants (ChromeTraceWriter.instant)
         written = lane == _INSTANT or self.writer.keeps(component)
-        state = _RecordedLane(component, lane, keys, self.timeline, written)
-        self._lanes.append(state)
-        self._columns.append(state.columns)
+        self._lanes.append(_RecordedLane(len(self._lanes), component, lane, keys, self.timeline, written))
         self._lane_index[(component, lane, keys)] = registered
         return registered
 
@@ -104,28 +116,29 @@ class TraceRecording(TraceSink):
         if state.stall:
             timeline.add(timeline.key("stall", name), start_ps, end_ps, end_ps - start_ps)
         elif state.active_slot != NO_SLOT:
+            bins = state.active_bins
+            if bins is None:
+                bins = state.active_bins = timeline.bins_of(ACTIVE_PES)
             active = _number(state.active_slot, v0, v1, v2, v3, v4)
-            timeline.add("active_pes", start_ps, end_ps, active * (end_ps - start_ps))
+            timeline.add_to(bins, start_ps, end_ps, active * (end_ps - start_ps))
         if not state.written:
             return
-        columns = state.columns
-        columns.names.append(name)
-        columns.starts.append(start_ps)
-        columns.ends.append(end_ps)
-        columns.tids.append(self.writer.column_tid(columns, start_ps, end_ps))
-        arity = len(columns.keys)
+        stream = self._begin(state, name, start_ps)
+        write_i64_le(stream, end_ps)
+        arity = state.arity
         if arity:
-            values = columns.values
-            values.append(v0)
+            extras = self._extras
+            kinds = put_value(stream, extras, v0)
             if arity > 1:
-                values.append(v1)
+                kinds |= put_value(stream, extras, v1) << VALUE_BITS
                 if arity > 2:
-                    values.append(v2)
+                    kinds |= put_value(stream, extras, v2) << (2 * VALUE_BITS)
                     if arity > 3:
-                        values.append(v3)
+                        kinds |= put_value(stream, extras, v3) << (3 * VALUE_BITS)
                         if arity > 4:
-                            values.append(v4)
-        self._written(lane.index)
+                            kinds |= put_value(stream, extras, v4) << (4 * VALUE_BITS)
+            write_i64_le(stream, kinds)
+        self._recorded()
 
     def sample(self, lane: TraceLane, time_ps: int, value: float) -> None:
         """The timeline only: the writer streams no raw counters (ChromeTraceWriter.counter), it gets
@@ -141,53 +154,66 @@ class TraceRecording(TraceSink):
     def span(self, component: str, lane: str, name: str, start_ps: int, end_ps: int,
              args: dict[str, Any] | None = None) -> None:
         self.timeline.span(component, lane, name, start_ps, end_ps, args)
-        index = self.lane(component, lane, tuple(args) if args else ()).index
-        state = self._lanes[index]
+        state = self._lanes[self.lane(component, lane, tuple(args) if args else ()).index]
         if state.written:
-            columns = state.columns
-            columns.names.append(name)
-            columns.starts.append(start_ps)
-            columns.ends.append(end_ps)
-            columns.tids.append(self.writer.column_tid(columns, start_ps, end_ps))
+            stream = self._begin(state, name, start_ps)
+            write_i64_le(stream, end_ps)
             if args:
-                columns.values.extend(args.values())
-            self._written(index)
+                put_values(stream, self._extras, list(args.values()))
+            self._recorded()
 
     def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
         self.timeline.counter(component, name, time_ps, value)
 
     def instant(self, component: str, name: str, time_ps: int, args: dict[str, Any] | None = None) -> None:
-        index = self.lane(component, _INSTANT, tuple(args) if args else ()).index
-        columns = self._lanes[index].columns
-        self.writer.column_pid(columns)
-        columns.names.append(name)
-        columns.starts.append(time_ps)
+        stream = self._begin(self._lanes[self.lane(component, _INSTANT, tuple(args) if args else ()).index],
+                             name, time_ps)
         if args:
-            columns.values.extend(args.values())
-        self._written(index)
+            put_values(stream, self._extras, list(args.values()))
+        self._recorded()
 
     # ------------------------------------------------------------ output
 
-    def _written(self, index: int) -> None:
-        order = self._order
-        order.append(index)
-        if len(order) >= self._records_per_chunk:
+    def _begin(self, state: _RecordedLane, name: str, start_ps: int) -> BytesWriter:
+        """A written record's header and start; the stream to write the rest to."""
+        if not state.pid:  # the lane's first written record: its component's pid, as the writer numbers them
+            state.pid = self.writer.pid_of(state.component)
+            self._new_lanes.append((state.index, state.component, state.lane, state.keys, state.instant, state.pid))
+        if name is not state.name:
+            state.name = name
+            state.name_id = self._name_id(name)
+        stream = self._stream
+        write_i64_le(stream, state.index | state.name_id << NAME_SHIFT)
+        write_i64_le(stream, start_ps)
+        return stream
+
+    def _name_id(self, name: str) -> int:
+        known = self._name_ids.get(name)
+        if known is None:
+            known = self._name_ids[name] = len(self._name_ids)
+            self._new_names.append(name)
+        return known
+
+    def _recorded(self) -> None:
+        self._records += 1
+        if self._records >= self._records_per_chunk:
             self._write_chunk()
 
     def _write_chunk(self) -> None:
-        """Hand the records so far to the formatter; record on into new columns."""
-        self._formatter.submit(self._order, [columns.data() for columns in self._columns])
-        self._order = []
-        for state in self._lanes:
-            state.columns = state.columns.successor()
-        self._columns = [state.columns for state in self._lanes]
+        """Hand the records so far to the formatter; record on into a new chunk."""
+        if self._records:
+            self._formatter.submit((self._new_lanes, self._new_names, self._extras, self._stream.getvalue()),
+                                   self._records)
+            self._stream.truncate(0)  # the buffer stays allocated: no copy and no new pages as it grows again
+            self._records = 0
+            self._extras, self._new_lanes, self._new_names = [], [], []
 
     def close(self) -> None:
         """The timeline and the counter tracks while the formatter finishes, then its lines, the
         tracks and the names."""
         self._write_chunk()
         self.timeline.close()
-        write_atomic(self.out_dir / TIMELINE_FILE, csv_text(self.timeline.rows()))
+        write_atomic(self.out_dir / TIMELINE_FILE, self.timeline.csv_text())
         tracks = counter_track_lines(self.writer, self.timeline)
         self._formatter.finish()
         self.writer.write_lines(tracks)
@@ -210,11 +236,14 @@ def counter_track_lines(writer: ChromeTraceWriter, timeline: TimelineRecorder) -
         elif key.startswith("buffer."):
             component, name = key.rsplit(".", 1)
             tracks.append((key, component, name, "bytes", 1.0))
+    times = [fixed_us(start) for start, _ in windows]  # every track's
     lines = []
     for key, component, name, unit, scale in tracks:
+        head, middle = writer.counter_parts(component, name, unit)
+        bins = timeline.series[key]
         for index, (start, end) in enumerate(windows):
-            lines.append(writer.counter_line(component, name, start, unit,
-                                             timeline.value(key, index) / (end - start) * scale))
+            value = (bins[index] if index < len(bins) else 0.0) / (end - start) * scale
+            lines.append(f"{head}{times[index]}{middle}{value!r}}}}}")
         if windows:
             lines.append(writer.counter_line(component, name, windows[-1][1], unit, 0.0))
     return lines

@@ -17,7 +17,7 @@ pass any object with `enabled`, `span`, `counter`, `instant` and `close` through
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 _Class = TypeVar("_Class")
 try:
@@ -27,7 +27,7 @@ except ImportError:  # only the compiler reads the attribute: at run time the cl
         return lambda cls: cls
 
 
-MAX_SLICE_VALUES = 5  # values a `slice` passes (the most a component reports per record: a tile's)
+MAX_SLICE_VALUES: Final = 5  # values a `slice` passes (the most a component reports per record: a tile's)
 
 
 class TraceLane:

@@ -7,15 +7,21 @@ MAX_WINDOWS, so memory stays bounded and the totals over all windows are exactly
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+from librt.vecs import vec
 
 from mixpe_sim.trace.sink import TraceSink
 from mixpe_sim.units import PS_PER_S
 
-INITIAL_WINDOW_PS = 10_000
-MAX_WINDOWS = 2000
-PE_ARRAY = "pe_array"
-NEVER = -1  # a level counter's time before its first value
+INITIAL_WINDOW_PS: Final = 10_000
+MAX_WINDOWS: Final = 2000
+# bins per series: every window, and one for an instantaneous amount at the end of the last (even, so
+# that merging neighbours pairs them all)
+SERIES_BINS: Final = MAX_WINDOWS + 2
+PE_ARRAY: Final = "pe_array"
+ACTIVE_PES: Final = "active_pes"  # the series of PE-picoseconds of useful work
+NEVER: Final = -1  # a level counter's time before its first value
 
 
 class Level:
@@ -27,7 +33,7 @@ class Level:
         self.key = key
         self.time_ps = NEVER
         self.value = 0.0
-        self.bins: list[float] | None = None
+        self.bins: vec[float] | None = None
 
 
 class TimelineRecorder(TraceSink):
@@ -44,7 +50,7 @@ class TimelineRecorder(TraceSink):
         self.enabled = True
         self.pe_count = pe_count
         self.window_ps = INITIAL_WINDOW_PS
-        self.series: dict[str, list[float]] = {}
+        self.series: dict[str, vec[float]] = {}
         self.end_ps = 0
         self._levels: dict[str, Level] = {}
         self._keys: dict[tuple[str, str], str] = {}  # (prefix, name) -> series key: spans come per tile
@@ -61,7 +67,7 @@ class TimelineRecorder(TraceSink):
             if lane == "stall":
                 self.add(self.key("stall", name), start_ps, end_ps, end_ps - start_ps)
             elif args and "active_pes" in args:
-                self.add("active_pes", start_ps, end_ps, args["active_pes"] * (end_ps - start_ps))
+                self.add(ACTIVE_PES, start_ps, end_ps, args["active_pes"] * (end_ps - start_ps))
 
     def counter(self, component: str, name: str, time_ps: int, value: float) -> None:
         self.level_of(self.key(component, name), time_ps, value)
@@ -109,29 +115,45 @@ class TimelineRecorder(TraceSink):
         return sum(self.series.get(key, ()))
 
     def value(self, key: str, index: int) -> float:
-        bins = self.series.get(key, [])
-        return bins[index] if index < len(bins) else 0.0
+        bins = self.series.get(key)
+        return bins[index] if bins is not None and index < len(bins) else 0.0
 
     def rows(self) -> list[dict[str, float]]:
         """One CSV row per window: rates and averages, with the window's bounds in seconds."""
-        keys = sorted(self.series)
-        rows = []
-        for index, (start, end) in enumerate(self.windows()):
-            width_ps = end - start
-            width_s = width_ps / PS_PER_S
-            row: dict[str, float] = {"start_s": start / PS_PER_S, "end_s": end / PS_PER_S}
-            for key in keys:
-                integral = self.value(key, index)
-                if key.startswith("bytes."):
-                    row[f"{key[6:]}_bw_bytes_per_s"] = integral / width_s
-                elif key.startswith("stall."):
-                    row[f"stall_{key[6:]}_s"] = integral / PS_PER_S
-                elif key == "active_pes":
-                    row["pe_utilization"] = integral / (width_ps * self.pe_count)
-                else:
-                    row[f"{key}_avg"] = integral / width_ps
-            rows.append(row)
-        return rows
+        names, columns = self.columns()
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def csv_text(self) -> str:
+        """`rows()` as CSV (what report.files.csv_text writes for them: Python's float text, no quoting)."""
+        names, columns = self.columns()
+        if not columns or not columns[0]:
+            return ""
+        lines = [",".join(names)]
+        lines.extend(",".join([repr(value) for value in values]) for values in zip(*columns, strict=True))
+        return "\n".join(lines) + "\n"
+
+    def columns(self) -> tuple[list[str], list[list[float]]]:
+        """The rows' column names and, per column, its value in every window (window bounds first)."""
+        windows = self.windows()
+        names = ["start_s", "end_s"]
+        columns = [[start / PS_PER_S for start, _ in windows], [end / PS_PER_S for _, end in windows]]
+        for key in sorted(self.series):
+            bins = self.series[key]
+            integrals = [bins[index] if index < len(bins) else 0.0 for index in range(len(windows))]
+            widths = [end - start for start, end in windows]
+            if key.startswith("bytes."):
+                names.append(f"{key[6:]}_bw_bytes_per_s")
+                columns.append([v / (w / PS_PER_S) for v, w in zip(integrals, widths, strict=True)])
+            elif key.startswith("stall."):
+                names.append(f"stall_{key[6:]}_s")
+                columns.append([v / PS_PER_S for v in integrals])
+            elif key == ACTIVE_PES:
+                names.append("pe_utilization")
+                columns.append([v / (w * self.pe_count) for v, w in zip(integrals, widths, strict=True)])
+            else:
+                names.append(f"{key}_avg")
+                columns.append([v / w for v, w in zip(integrals, widths, strict=True)])
+        return names, columns
 
     # ------------------------------------------------------------ binning
 
@@ -147,23 +169,25 @@ class TimelineRecorder(TraceSink):
             self.end_ps = time_ps
         while self.end_ps > self.window_ps * MAX_WINDOWS:
             self.window_ps *= 2
-            for bins in self.series.values():
-                if len(bins) % 2:
-                    bins.append(0.0)
-                # in place: the recording holds on to a series' bins
-                bins[:] = [bins[i] + bins[i + 1] for i in range(0, len(bins), 2)]
+            half = SERIES_BINS // 2
+            for bins in self.series.values():  # neighbours merged in place (the recording holds the bins)
+                for index in range(half):
+                    bins[index] = bins[2 * index] + bins[2 * index + 1]
+                for index in range(half, SERIES_BINS):
+                    bins[index] = 0.0
 
-    def bins_of(self, key: str) -> list[float]:
-        """The series' bins, made at its first amount."""
+    def bins_of(self, key: str) -> vec[float]:
+        """The series' bins, made at its first amount: a fixed number of native floats (no object per
+        amount added), all windows the run can have."""
         bins = self.series.get(key)
         if bins is None:
-            bins = self.series[key] = []
+            bins = self.series[key] = vec[float]([0.0] * SERIES_BINS)
         return bins
 
     def add(self, key: str, start_ps: int, end_ps: int, amount: float) -> None:
         self.add_to(self.bins_of(key), start_ps, end_ps, amount)
 
-    def add_to(self, bins: list[float], start_ps: int, end_ps: int, amount: float) -> None:
+    def add_to(self, bins: vec[float], start_ps: int, end_ps: int, amount: float) -> None:
         """Spread `amount` evenly over [start, end); an instantaneous amount goes to its window.
         The caller has already extended the run to `end_ps`."""
         width = self.window_ps
@@ -171,8 +195,6 @@ class TimelineRecorder(TraceSink):
         last = (end_ps - 1) // width
         if last < first:
             last = first
-        if len(bins) <= last:
-            bins.extend([0.0] * (last + 1 - len(bins)))
         if first == last:
             bins[first] += amount
             return
