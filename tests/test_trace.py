@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from librt.strings import StringWriter
 
 from mixpe_sim.cli import main
 from mixpe_sim.runs.llm import Workload, run_step
-from mixpe_sim.trace.chrome import ChromeTraceWriter, fixed_us
+from mixpe_sim.trace.chrome import ChromeTraceWriter, fixed_us, write_us
 from mixpe_sim.trace.recording import TraceRecording
 from mixpe_sim.trace.timeline import TimelineRecorder
 from mixpe_sim.workload.models import load_model
@@ -227,6 +228,9 @@ def test_fixed_point_microseconds_are_the_exact_decimal(time_ps: int) -> None:
     text = fixed_us(time_ps)
     assert re.fullmatch(r"\d+\.\d{1,6}", text) and (text.endswith(".0") or not text.endswith("0"))
     assert Decimal(text) == Decimal(time_ps) / 10**6
+    out = StringWriter()
+    write_us(out, time_ps)
+    assert out.getvalue() == text  # the digit-by-digit writer the formatter uses
 
 
 spans = st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 10**7), st.integers(0, 10**6)), max_size=60)

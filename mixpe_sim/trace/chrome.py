@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from librt.strings import StringWriter
+
 from mixpe_sim._version import __version__
 from mixpe_sim.report.output import publish
 from mixpe_sim.trace.sink import TraceSink
@@ -40,6 +42,23 @@ def fixed_us(time_ps: int) -> str:
         frac //= 10
         digits -= 1
     return f"{whole}.{str(frac + _POWERS_OF_TEN[digits])[1:]}"
+
+
+def write_us(out: StringWriter, time_ps: int) -> None:
+    """`fixed_us`, written digit by digit (no string made): the same text."""
+    whole = time_ps // PS_PER_US
+    frac = time_ps - whole * PS_PER_US
+    out.write(str(whole))
+    out.append(46)  # "."
+    if not frac:
+        out.append(48)  # "0"
+        return
+    divisor = PS_PER_US // 10
+    while frac:  # the fraction's digits up to its last non-zero one
+        digit = frac // divisor
+        out.append(48 + digit)
+        frac -= digit * divisor
+        divisor //= 10
 
 
 PS_PER_US: Final = 1_000_000

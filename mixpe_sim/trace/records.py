@@ -24,7 +24,7 @@ from typing import Final, cast
 
 from librt.strings import BytesWriter, StringWriter, read_f64_le, read_i64_le, write_f64_le, write_i64_le
 
-from mixpe_sim.trace.chrome import ChromeTraceWriter, Lane, fixed_us
+from mixpe_sim.trace.chrome import ChromeTraceWriter, Lane, fixed_us, write_us
 
 NAME_SHIFT: Final = 24  # lane indices below 2^24, name ids above
 LANE_MASK: Final = (1 << NAME_SHIFT) - 1
@@ -78,7 +78,8 @@ class _TextLane:
     """A lane as the text is made: its fixed text, the sub-lanes of its (component, lane), and the
     text around the last record's time, reused while it repeats."""
 
-    __slots__ = ("arity", "caching", "heads", "instant", "last_head", "last_key", "last_name", "last_tail",
+    __slots__ = ("arity", "caching", "heads", "instant", "last_duration", "last_head", "last_key", "last_name",
+                 "last_tail",
                  "last_tid", "lookups", "misses", "pid", "state")
 
     def __init__(self, keys: tuple[str, ...], instant: bool, pid: int, state: Lane | None) -> None:
@@ -89,7 +90,8 @@ class _TextLane:
         self.last_name = -1
         self.last_tid = -1
         self.last_tail = ""
-        self.last_key = b""  # the last tail's duration and value words, as bytes
+        self.last_key = b""  # the last tail's value words and their kinds, as bytes
+        self.last_duration = -1
         self.lookups = 0
         self.misses = 0
         self.caching = True
@@ -117,6 +119,8 @@ class ChunkText:
         at = 0
         size = len(data)
         extra = 0
+        last_start = -1  # records in a row often start together (a tile, its dequant, the next load)
+        last_start_text = ""
         while at < size:
             if at:
                 out.write(",\n")
@@ -144,16 +148,26 @@ class ChunkText:
                                       f'"ts":')
                     lane.last_name, lane.last_tid = name, tid
             out.write(lane.last_head)
-            out.write(fixed_us(start))
-            if lane.arity:
-                values_end = at + lane.arity * WORD_BYTES
-                kinds = read_i64_le(data, values_end)
-                out.write(self._tail(lane, data, at, kinds, duration, extras, extra))
+            if start != last_start:
+                last_start, last_start_text = start, fixed_us(start)
+            out.write(last_start_text)
+            if not lane.arity:
+                if duration < 0:
+                    out.write("}")
+                else:
+                    out.write(',"dur":')
+                    write_us(out, duration)
+                    out.write("}")
+                continue
+            values_end = at + lane.arity * WORD_BYTES
+            kinds = read_i64_le(data, values_end)
+            if lane.caching and not kinds & _OBJECT_KINDS:
+                out.write(_cached_tail(lane, data, at, kinds, duration))
+            else:
+                _write_tail(out, lane, data, at, kinds, duration, extras, extra)
                 if kinds & _OBJECT_KINDS:
                     extra += _objects(kinds, lane.arity)
-                at = values_end + WORD_BYTES
-            else:
-                out.write("}" if duration < 0 else f',"dur":{fixed_us(duration)}}}')
+            at = values_end + WORD_BYTES
         return out.getvalue()
 
     def _tid(self, state: Lane, start_ps: int, end_ps: int) -> int:
@@ -164,22 +178,20 @@ class ChunkText:
             return state.tids[0]
         return self.writer.sub_lane(state, start_ps, end_ps)
 
-    def _tail(self, lane: _TextLane, data: bytes, at: int, kinds: int, duration: int, extras: list[object],
-              extra: int) -> str:
-        """The text after the time: duration, arguments, closing braces; reused while it repeats."""
-        if not lane.caching or kinds & _OBJECT_KINDS:
-            return _make_tail(lane, data, at, kinds, duration, extras, extra)
-        # the duration and the value words (with their kinds) identify the text
-        key = data[at:at + (lane.arity + 1) * WORD_BYTES] + str(duration).encode()
-        lane.lookups += 1
-        if key == lane.last_key:
-            return lane.last_tail
-        lane.misses += 1
-        if lane.lookups >= TAIL_PROBE_RECORDS and lane.misses * 2 > lane.lookups:
-            lane.caching = False  # transfers: token and address change every record
-        lane.last_key = key
-        lane.last_tail = _make_tail(lane, data, at, kinds, duration, extras, extra)
+
+def _cached_tail(lane: _TextLane, data: bytes, at: int, kinds: int, duration: int) -> str:
+    """The text after the time, reused while the duration and the value words repeat (tiles)."""
+    key = data[at:at + (lane.arity + 1) * WORD_BYTES]  # the value words and their kinds
+    lane.lookups += 1
+    if duration == lane.last_duration and key == lane.last_key:
         return lane.last_tail
+    lane.misses += 1
+    if lane.lookups >= TAIL_PROBE_RECORDS and lane.misses * 2 > lane.lookups:
+        lane.caching = False  # transfers: token and address change every record
+    out = StringWriter()
+    _write_tail(out, lane, data, at, kinds, duration, [], 0)
+    lane.last_key, lane.last_duration, lane.last_tail = key, duration, out.getvalue()
+    return lane.last_tail
 
 
 def _objects(kinds: int, arity: int) -> int:
@@ -190,20 +202,22 @@ def _objects(kinds: int, arity: int) -> int:
     return count
 
 
-def _make_tail(lane: _TextLane, data: bytes, at: int, kinds: int, duration: int, extras: list[object],
-               extra: int) -> str:
-    parts = [] if duration < 0 else [f',"dur":{fixed_us(duration)}']
+def _write_tail(out: StringWriter, lane: _TextLane, data: bytes, at: int, kinds: int, duration: int,
+                extras: list[object], extra: int) -> None:
+    """The duration (slices), the arguments and the closing braces."""
+    if duration >= 0:
+        out.write(',"dur":')
+        write_us(out, duration)
     heads = lane.heads
     for index in range(lane.arity):
-        parts.append(heads[index])
+        out.write(heads[index])
         kind = (kinds >> (VALUE_BITS * index)) & 3
         word_at = at + index * WORD_BYTES
         if kind == INT_VALUE:
-            parts.append(str(read_i64_le(data, word_at)))
+            out.write(str(read_i64_le(data, word_at)))
         elif kind == FLOAT_VALUE:
-            parts.append(str(read_f64_le(data, word_at)))
+            out.write(str(read_f64_le(data, word_at)))
         else:
-            parts.append(value_text(extras[extra]))
+            out.write(value_text(extras[extra]))
             extra += 1
-    parts.append("}}")
-    return "".join(parts)
+    out.write("}}")
