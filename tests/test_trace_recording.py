@@ -4,6 +4,7 @@ simulation, in-process, fails midway or is aborted; the record interface's lanes
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 from pathlib import Path
@@ -184,12 +185,18 @@ def test_a_lanes_values_are_bound_to_its_keys_in_order() -> None:
     assert isinstance(lane, TraceLane)
 
 
+class Grade(enum.IntEnum):
+    HIGH = 3
+
+
 @pytest.mark.parametrize("background", [False, True])
 def test_equal_values_of_other_types_are_written_as_themselves(tmp_path: Path, background: bool) -> None:
     """1, 1.0 and True are equal as keys but print differently; a list is no key at all; ints beyond 64
-    bits, negative ones and special floats travel as themselves; a dict of seven arguments too."""
+    bits, negative ones, special floats and an int subclass travel as themselves; a dict of seven
+    arguments too."""
     records = [("op", 1), ("op", 1.0), ("op", True), ("op", 1), ("op", [1, 2]), ("op", "x"), ("op", None),
-               ("op", 2 ** 70), ("op", -(2 ** 63)), ("op", -5), ("op", float("inf")), ("op", -0.0), ("op", 1e300)]
+               ("op", 2 ** 70), ("op", -(2 ** 63)), ("op", -5), ("op", float("inf")), ("op", -0.0), ("op", 1e300),
+               ("op", Grade.HIGH)]  # an int subclass: JSON writes it, marshal cannot (the chunk goes as pickle)
     values = [value for _, value in records]
 
     def feed(sink: TraceSink) -> None:
