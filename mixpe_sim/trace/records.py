@@ -30,6 +30,7 @@ NAME_SHIFT: Final = 24  # lane indices below 2^24, name ids above
 LANE_MASK: Final = (1 << NAME_SHIFT) - 1
 WORD_BYTES: Final = 8
 VALUE_BITS: Final = 2
+VALUE_MASK: Final = (1 << VALUE_BITS) - 1
 MAX_VALUES: Final = 31  # kinds of at most 31 values fit one word
 INT_VALUE: Final = 0
 FLOAT_VALUE: Final = 1
@@ -79,8 +80,7 @@ class _TextLane:
     text around the last record's time, reused while it repeats."""
 
     __slots__ = ("arity", "caching", "heads", "instant", "last_duration", "last_head", "last_key", "last_name",
-                 "last_tail",
-                 "last_tid", "lookups", "misses", "pid", "state")
+                 "last_tail", "last_tid", "lookups", "misses", "pid", "state")
 
     def __init__(self, keys: tuple[str, ...], instant: bool, pid: int, state: Lane | None) -> None:
         self.arity = len(keys)
@@ -197,7 +197,7 @@ def _cached_tail(lane: _TextLane, data: bytes, at: int, kinds: int, duration: in
 def _objects(kinds: int, arity: int) -> int:
     count = 0
     for index in range(arity):
-        if (kinds >> (VALUE_BITS * index)) & 3 == OBJECT_VALUE:
+        if (kinds >> (VALUE_BITS * index)) & VALUE_MASK == OBJECT_VALUE:
             count += 1
     return count
 
@@ -211,7 +211,7 @@ def _write_tail(out: StringWriter, lane: _TextLane, data: bytes, at: int, kinds:
     heads = lane.heads
     for index in range(lane.arity):
         out.write(heads[index])
-        kind = (kinds >> (VALUE_BITS * index)) & 3
+        kind = (kinds >> (VALUE_BITS * index)) & VALUE_MASK
         word_at = at + index * WORD_BYTES
         if kind == INT_VALUE:
             out.write(str(read_i64_le(data, word_at)))
