@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import simpy
 
 from mixpe_sim.hardware.clock import ArrivalEvent, Clock
 
-NOT_YET = -1  # a token whose arrival time is not known yet (its transfer has not been issued)
+NOT_YET: Final = -1  # a token whose arrival time is not known yet (its transfer has not been issued)
 
 
 class Arrivals:

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Final
 
 from mixpe_sim.config.models import DramMemoryConfig
 from mixpe_sim.units import ns_to_ps
 
-NEVER = -(10**18)  # "long ago": a constraint that no longer binds
-FAR_FUTURE = 10**18  # "never due"
+NEVER: Final = -(10**18)  # "long ago": a constraint that no longer binds
+FAR_FUTURE: Final = 10**18  # "never due"
 
 
 @dataclass(frozen=True, slots=True)
